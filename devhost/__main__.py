@@ -1,0 +1,83 @@
+"""``python -m devhost``: serve a v2 Durable Functions app locally, like ``func start``."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from devhost.host import Config, Devhost
+from devhost.loader import AppLoadError
+from devhost.store import StoreLocked
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost",
+        description="Local stand-in for the Azure Functions host + Durable extension "
+                    "(HTTP triggers, Durable client API, orchestrations on SQLite).")
+    parser.add_argument("--app", default=".", help="app directory with function_app.py "
+                                                   "(default: current directory)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7071, help="port (default 7071; 0 = any)")
+    parser.add_argument("--db", default=None,
+                        help="SQLite file (default: <app>/.devhost/devhost.sqlite3)")
+    parser.add_argument("--durability", choices=("process", "power"), default="process",
+                        help="'process' (default) survives kill -9; 'power' also a power cut "
+                             "(synchronous=FULL, slower)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    return Config(app_dir=args.app, host=args.host, port=args.port, db_path=args.db,
+                  synchronous="FULL" if args.durability == "power" else "NORMAL"), args.log_level
+
+
+def banner(host: Devhost) -> str:
+    app = host.app
+    assert app is not None
+    origin = f"http://{'localhost' if host.config.host in ('127.0.0.1', '0.0.0.0') else host.config.host}:{host.port}"
+    prefix = f"/{app.route_prefix}" if app.route_prefix else ""
+    lines = ["", "Functions:", ""]
+    for fn in app.http:
+        methods = ",".join(sorted(fn.methods)) if fn.methods else "ALL"
+        lines.append(f"        {fn.name}: [{methods}] {origin}{prefix}/{fn.route.template}")
+    for name in sorted(app.orchestrators):
+        lines.append(f"        {name}: orchestrationTrigger")
+    for name in sorted(app.activities):
+        lines.append(f"        {name}: activityTrigger")
+    lines += ["", f"Task hub: {app.hub_name}    store: {host.config.database()}",
+              f"Resumed {host.recovered[0]} instance(s) with pending messages and "
+              f"{host.recovered[1]} pending activity call(s).",
+              "Function keys are not enforced locally (as with `func start`); the deployed app "
+              "requires them."]
+    lines += [f"warning: {w}" for w in app.warnings]
+    lines.append("Host started. Press Ctrl+C to stop.")
+    return "\n".join(lines)
+
+
+async def serve(config: Config) -> int:
+    host = Devhost(config)
+    try:
+        await host.start()
+    except (AppLoadError, StoreLocked, OSError) as exc:
+        print(f"devhost: {exc}", file=sys.stderr)
+        return 2
+    print(banner(host), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("devhost: stopping", flush=True)
+    await host.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, level = parse_args(argv)
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Assembles loader, store, engine and server into one running devhost.
+
+Guarantees: :meth:`Devhost.start` returns once the port is bound and every pending instance,
+timer and activity of the database has been re-armed; :meth:`Devhost.stop` stops accepting
+requests, cancels in-flight activities (their work stays queued) and releases the database.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from devhost.engine import Engine
+from devhost.loader import LoadedApp, load_app, load_settings
+from devhost.management import ManagementApi
+from devhost.server import DevServer
+from devhost.store import Store
+
+log = logging.getLogger("devhost")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Command-line settings of one devhost process."""
+
+    app_dir: str = "."
+    host: str = "127.0.0.1"
+    port: int = 7071
+    db_path: str | None = None
+    synchronous: str = "NORMAL"
+
+    def database(self) -> str:
+        """The SQLite file: ``--db`` or ``<app>/.devhost/devhost.sqlite3`` (git-ignored)."""
+        return self.db_path or os.path.join(os.path.abspath(self.app_dir), ".devhost",
+                                            "devhost.sqlite3")
+
+
+class Devhost:
+    """One devhost: call :meth:`start` then :meth:`stop` on the same event loop."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.app: LoadedApp | None = None
+        self.store: Store | None = None
+        self.engine: Engine | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = config.port
+        self.recovered = (0, 0)
+
+    async def start(self) -> None:
+        """Load the app, open the store, bind the port and resume pending work.
+
+        Raises: AppLoadError, StoreLocked, OSError (port in use).
+        """
+        load_settings(self.config.app_dir)
+        self.app = load_app(self.config.app_dir)
+        self.store = Store(self.config.database(), self.config.synchronous)
+        try:
+            self.engine = Engine(self.store, self.app)
+            management = ManagementApi(self.store, self.engine, self.app)
+            server = DevServer(self.app, self.engine, management)
+            self._runner = web.AppRunner(server.build(), access_log=None,
+                                         handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.config.host, self.config.port,
+                               reuse_address=True)
+            await site.start()
+            sockets = site._server.sockets if site._server else []  # the bound port for port 0
+            if sockets:
+                self.port = sockets[0].getsockname()[1]
+            server.rpc_origin = f"http://127.0.0.1:{self.port}" \
+                if self.config.host in ("0.0.0.0", "127.0.0.1", "localhost", "::") \
+                else f"http://{self.config.host}:{self.port}"
+            self.recovered = self.engine.recover()
+        except BaseException:
+            self.store.close()
+            raise
+
+    async def stop(self) -> None:
+        """Stop serving and release everything (idempotent)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.engine is not None:
+            await self.engine.close()
+            self.engine = None
+        try:
+            from azure.durable_functions.models.utils import http_utils
+            await http_utils._close_session()
+        except (ImportError, AttributeError):  # SDK layout changed: nothing to close
+            pass
+        if self.store is not None:
+            self.store.close()
+            self.store = None

@@ -1,0 +1,197 @@
+"""Load an unmodified v2-model ``function_app.py`` and index its functions as the host would.
+
+Guarantees: ``app.get_functions()`` is called exactly once (a second call raises in the SDK);
+``local.settings.json`` ``Values`` reach the environment before the app is imported, without
+overriding variables that are already set (as ``func start`` does); the app is imported with its
+directory as the working directory, because the Durable SDK reads ``./host.json`` on import.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from devhost.routes import RouteTemplate
+from devhost.status import RuntimeStatus, overridable_states
+
+#: Bindings devhost knows how to feed; any other binding makes the function unsupported.
+_KNOWN_BINDINGS = {"httpTrigger", "http", "durableClient", "orchestrationTrigger",
+                   "activityTrigger"}
+
+
+class AppLoadError(RuntimeError):
+    """The app directory has no loadable v2 function app."""
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    """An HTTP-triggered function and what is needed to call it like the worker does."""
+
+    name: str
+    route: RouteTemplate
+    methods: frozenset[str] | None
+    auth_level: str
+    trigger_param: str
+    client_param: str | None
+    user_function: Callable[..., Any]
+    is_async: bool
+    wants_context: bool
+    unsupported: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ActivityFunction:
+    name: str
+    input_param: str
+    user_function: Callable[..., Any]
+    is_async: bool
+
+
+@dataclass(frozen=True)
+class OrchestratorFunction:
+    name: str
+    user_function: Callable[..., str]
+
+
+@dataclass(frozen=True)
+class LoadedApp:
+    """Everything devhost needs from an app directory."""
+
+    directory: str
+    route_prefix: str
+    hub_name: str
+    overridable: frozenset[RuntimeStatus]
+    http: tuple[HttpFunction, ...]
+    orchestrators: dict[str, OrchestratorFunction]
+    activities: dict[str, ActivityFunction]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def load_settings(directory: str) -> dict[str, str]:
+    """Apply ``local.settings.json`` ``Values`` to ``os.environ`` (existing variables win).
+
+    Returns the values it read. Raises: AppLoadError for a malformed file.
+    """
+    path = os.path.join(directory, "local.settings.json")
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            values = json.load(fh).get("Values") or {}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise AppLoadError(f"{path} is not valid JSON with a 'Values' object: {exc}") from exc
+    for key, value in values.items():
+        os.environ.setdefault(str(key), "" if value is None else str(value))
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def _read_host_json(directory: str) -> dict[str, Any]:
+    path = os.path.join(directory, "host.json")
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            return json.load(fh)
+    except ValueError as exc:
+        raise AppLoadError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def _find_app(module: Any) -> Any:
+    import azure.functions as func
+
+    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
+    if len(apps) != 1:
+        raise AppLoadError(f"function_app.py must define exactly one FunctionApp/DFApp, "
+                           f"found {len(apps)}")
+    return apps[0]
+
+
+def load_app(directory: str) -> LoadedApp:
+    """Import ``<directory>/function_app.py`` and index its functions.
+
+    Raises: AppLoadError when the file is missing, fails to import, or declares a function
+    devhost cannot index (reported with the function's name).
+    """
+    directory = os.path.abspath(directory)
+    script = os.path.join(directory, "function_app.py")
+    if not os.path.exists(script):
+        raise AppLoadError(f"no function_app.py in {directory}")
+    host = _read_host_json(directory)
+    os.chdir(directory)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location("function_app", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["function_app"] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise AppLoadError(f"importing {script} failed: {type(exc).__name__}: {exc}") from exc
+    return index_app(_find_app(module), directory, host)
+
+
+def index_app(app: Any, directory: str = ".", host: dict[str, Any] | None = None) -> LoadedApp:
+    """Index an already imported FunctionApp/DFApp (calls its ``get_functions()`` once).
+
+    ``host`` is the parsed host.json (route prefix, hub name, overridable states).
+    Raises: AppLoadError for a function devhost cannot index.
+    """
+    extensions = (host or {}).get("extensions") or {}
+    durable = extensions.get("durableTask") or {}
+    route_prefix = ((extensions.get("http") or {}).get("routePrefix", "api") or "").strip("/")
+    functions = app.get_functions()
+
+    http: list[HttpFunction] = []
+    orchestrators: dict[str, OrchestratorFunction] = {}
+    activities: dict[str, ActivityFunction] = {}
+    warnings: list[str] = []
+    for fn in functions:
+        name = fn.get_function_name()
+        bindings = json.loads(fn.get_function_json())["bindings"]
+        trigger = next((b for b in bindings if b["type"].endswith("Trigger")), None)
+        user = fn.get_user_function()
+        unsupported = tuple(b["type"] for b in bindings if b["type"] not in _KNOWN_BINDINGS)
+        if trigger is None:
+            warnings.append(f"{name}: no trigger, skipped")
+            continue
+        if trigger["type"] == "httpTrigger":
+            client = next((b["name"] for b in bindings if b["type"] == "durableClient"), None)
+            methods = trigger.get("methods")
+            try:
+                route = RouteTemplate(trigger.get("route") or name)
+            except ValueError as exc:
+                raise AppLoadError(f"{name}: {exc}") from exc
+            if unsupported:
+                warnings.append(f"{name}: bindings {', '.join(unsupported)} are not supported "
+                                f"by devhost; calls answer 501")
+            http.append(HttpFunction(
+                name=name, route=route,
+                methods=frozenset(m.upper() for m in methods) if methods else None,
+                auth_level=str(trigger.get("authLevel", "function")).lower(),
+                trigger_param=trigger["name"], client_param=client, user_function=user,
+                is_async=inspect.iscoroutinefunction(user),
+                wants_context="context" in inspect.signature(user).parameters,
+                unsupported=unsupported))
+        elif trigger["type"] == "orchestrationTrigger":
+            host_name = trigger.get("orchestration") or name
+            orchestrators[host_name] = OrchestratorFunction(host_name, user)
+        elif trigger["type"] == "activityTrigger":
+            host_name = trigger.get("activity") or name
+            activities[host_name] = ActivityFunction(host_name, trigger["name"], user,
+                                                     inspect.iscoroutinefunction(user))
+        else:
+            warnings.append(f"{name}: {trigger['type']} is not supported by devhost, skipped")
+    http.sort(key=lambda f: f.route.precedence)
+    try:
+        overridable = overridable_states(durable.get("overridableExistingInstanceStates"))
+    except ValueError as exc:
+        raise AppLoadError(f"host.json: {exc}") from exc
+    return LoadedApp(directory=os.path.abspath(directory), route_prefix=route_prefix,
+                     hub_name=durable.get("hubName") or "TestHubName",
+                     overridable=overridable, http=tuple(http), orchestrators=orchestrators,
+                     activities=activities, warnings=tuple(warnings))

@@ -1,0 +1,323 @@
+"""The Durable extension's HTTP management API, as the Python client and webhooks call it.
+
+Served twice by :mod:`devhost.server`: under the client's ``rpcBaseUrl`` (``/durabletask/``) and
+under the public webhook path (``/runtime/webhooks/durabletask/``), like the real
+``HttpApiHandler``. Status codes follow the host (see ``shared/durable-protocol.md`` §2):
+404 unknown instance, 410 finished instance, 400 bad request, 202 accepted, 501 for what devhost
+does not implement (entities, rewind).
+
+Guarantees: every state change is committed before the reply is produced, so a 202 means the
+message is durable; no handler raises, every failure becomes a JSON error reply.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import quote, unquote
+
+from devhost import history as h
+from devhost.engine import Engine, new_execution_id
+from devhost.loader import LoadedApp
+from devhost.status import LIVE, TERMINAL, RuntimeStatus
+from devhost.store import (Instance, InstanceAlreadyRunning, InstanceGone, InstanceNotFound,
+                           NewInstance, NewMessage, Store)
+
+WEBHOOK_PATH = "/runtime/webhooks/durabletask"
+RPC_PATH = "/durabletask"
+CONTINUATION_HEADER = "x-ms-continuation-token"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A transport-neutral HTTP reply."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, value: Any, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(value).encode(),
+                 {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+
+
+def _error(status: int, message: str, exception_type: str = "System.ArgumentException") -> Reply:
+    """The host's error body shape (``Message``/``ExceptionMessage``/...), which the Python
+    client reads ``ExceptionMessage`` from."""
+    return _json(status, {"Message": "Something went wrong while processing your request",
+                          "ExceptionMessage": message, "ExceptionType": exception_type,
+                          "StackTrace": None})
+
+
+def _flag(query: Mapping[str, str], name: str, default: bool) -> bool:
+    value = query.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() == "true"
+
+
+def _parse_time(query: Mapping[str, str], name: str) -> float | None:
+    value = query.get(name)
+    if not value:
+        return None
+    return h.parse_timestamp(value)
+
+
+def _loads_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class ManagementApi:
+    """Answers management requests against one store and engine."""
+
+    def __init__(self, store: Store, engine: Engine, app: LoadedApp) -> None:
+        self.store, self.engine, self.app = store, engine, app
+
+    # ---- payloads ------------------------------------------------------------------------------
+
+    def management_urls(self, origin: str, instance_id: str) -> dict[str, str]:
+        """The check-status payload: the URLs ``create_check_status_response`` hands out."""
+        base = f"{origin}{WEBHOOK_PATH}/instances/{quote(instance_id, safe='')}"
+        qs = f"taskHub={quote(self.app.hub_name)}&connection=Storage"
+        return {
+            "id": instance_id,
+            "statusQueryGetUri": f"{base}?{qs}",
+            "sendEventPostUri": f"{base}/raiseEvent/{{eventName}}?{qs}",
+            "terminatePostUri": f"{base}/terminate?reason={{text}}&{qs}",
+            "rewindPostUri": f"{base}/rewind?reason={{text}}&{qs}",
+            "purgeHistoryDeleteUri": f"{base}?{qs}",
+            "restartPostUri": f"{base}/restart?{qs}",
+            "suspendPostUri": f"{base}/suspend?reason={{text}}&{qs}",
+            "resumePostUri": f"{base}/resume?reason={{text}}&{qs}",
+        }
+
+    def binding(self, origin: str, rpc_origin: str) -> str:
+        """The ``durableClient`` binding JSON string the host passes to client functions."""
+        base = f"{origin}{WEBHOOK_PATH}"
+        urls = self.management_urls(origin, "INSTANCEID")
+        return json.dumps({
+            "taskHubName": self.app.hub_name,
+            "connectionName": "Storage",
+            "creationUrls": {
+                "createNewInstancePostUri":
+                    f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]",
+                "createAndWaitOnNewInstancePostUri":
+                    f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+                    f"?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}",
+            },
+            "managementUrls": urls,
+            "baseUrl": base,
+            "requiredQueryStringParameters": "",
+            "rpcBaseUrl": f"{rpc_origin}{RPC_PATH}/",
+            "httpBaseUrl": None,
+        })
+
+    def status_payload(self, inst: Instance, show_input: bool = True,
+                       show_history: bool = False, show_history_output: bool = False
+                       ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "name": inst.name,
+            "instanceId": inst.instance_id,
+            "runtimeStatus": inst.status.value,
+            "input": _loads_or_none(inst.input) if show_input else None,
+            "customStatus": _loads_or_none(inst.custom_status),
+            "output": _loads_or_none(inst.output),
+            "createdTime": h.format_status_time(inst.created_at),
+            "lastUpdatedTime": h.format_status_time(inst.updated_at),
+        }
+        if show_history:
+            events = []
+            for text in self.store.history(inst.instance_id):
+                ev = json.loads(text)
+                ev["EventType"] = h.EventType(ev["EventType"]).name.title().replace("_", "")
+                if not show_history_output:
+                    ev.pop("Result", None)
+                events.append(ev)
+            payload["historyEvents"] = events
+        return payload
+
+    # ---- dispatch ------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: Mapping[str, str],
+               headers: Mapping[str, str], body: bytes, origin: str) -> Reply:
+        """Serve one request; ``path`` is relative to the API base, still percent-encoded."""
+        parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
+        method = method.upper()
+        try:
+            if parts[:1] == ["orchestrators"] and len(parts) in (2, 3) and method == "POST":
+                return self.start(parts[1], parts[2] if len(parts) == 3 else None, query, body,
+                                  origin)
+            if parts[:1] == ["instances"]:
+                if len(parts) == 1:
+                    if method == "GET":
+                        return self.list(query, headers)
+                    if method == "DELETE":
+                        return self.purge_by(query)
+                elif len(parts) == 2:
+                    if method == "GET":
+                        return self.status(parts[1], query)
+                    if method == "DELETE":
+                        return self.purge(parts[1])
+                elif len(parts) == 4 and parts[2] == "raiseEvent" and method == "POST":
+                    return self.raise_event(parts[1], parts[3], headers, body)
+                elif len(parts) == 3 and method == "POST":
+                    operation = parts[2]
+                    if operation in ("terminate", "suspend", "resume"):
+                        return self.control(parts[1], operation, query.get("reason"))
+                    if operation == "restart":
+                        return self.restart(parts[1], query, origin)
+                    if operation == "rewind":
+                        return _error(501, "devhost does not support rewind",
+                                      "System.NotImplementedException")
+            if parts[:1] == ["entities"]:
+                return _error(501, "devhost does not support Durable Entities; run the app on "
+                                   "Azure Functions (or Core Tools) to use them",
+                              "System.NotImplementedException")
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return _error(404, f"no Durable management route for {method} /{path.strip('/')}")
+
+    # ---- operations ----------------------------------------------------------------------------
+
+    def start(self, name: str, instance_id: str | None, query: Mapping[str, str], body: bytes,
+              origin: str) -> Reply:
+        if name not in self.app.orchestrators:
+            return _error(400, f"The function '{name}' doesn't exist, is disabled, or is not an "
+                               f"orchestrator function. Additional info: known orchestrators "
+                               f"are {sorted(self.app.orchestrators)}.")
+        if instance_id is None or instance_id == "":
+            instance_id = uuid.uuid4().hex
+        problem = _instance_id_problem(instance_id)
+        if problem:
+            return _error(400, problem)
+        if body.strip():
+            try:
+                stored_input: str | None = json.dumps(json.loads(body), separators=(",", ":"))
+            except ValueError as exc:
+                return _error(400, f"the request body is not valid JSON: {exc}")
+        else:
+            stored_input = None
+        return self._create(name, instance_id, stored_input, origin)
+
+    def _create(self, name: str, instance_id: str, stored_input: str | None,
+                origin: str) -> Reply:
+        at = self.engine.now()
+        execution_id = new_execution_id()
+        new = NewInstance(instance_id, execution_id, name, stored_input, at,
+                          self.engine.started_event(name, instance_id, execution_id,
+                                                    stored_input, at))
+        try:
+            self.store.create(new, self.app.overridable)
+        except InstanceAlreadyRunning as exc:
+            # The real host surfaces DTFx's exception through its generic 500 handler.
+            return _error(500, str(exc),
+                          "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException")
+        self.engine.forget(instance_id)
+        self.engine.wake(instance_id)
+        urls = self.management_urls(origin, instance_id)
+        return _json(202, urls, {"Location": urls["statusQueryGetUri"], "Retry-After": "10"})
+
+    def status(self, instance_id: str, query: Mapping[str, str]) -> Reply:
+        inst = self.store.get(instance_id)
+        if inst is None:
+            return Reply(404)
+        payload = self.status_payload(inst, _flag(query, "showInput", True),
+                                      _flag(query, "showHistory", False),
+                                      _flag(query, "showHistoryOutput", False))
+        if inst.status in TERMINAL:
+            return _json(200, payload)
+        return _json(202, payload, {"Retry-After": "5"})
+
+    def list(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
+        statuses = [s.strip() for s in query.get("runtimeStatus", "").split(",") if s.strip()]
+        for s in statuses:
+            RuntimeStatus(s)  # ValueError -> 400 for an unknown status name
+        top = int(query.get("top") or 100)
+        if top <= 0:
+            raise ValueError("top must be a positive number")
+        token = headers.get(CONTINUATION_HEADER) or query.get("continuationToken")
+        page, next_token = self.store.query(
+            created_from=_parse_time(query, "createdTimeFrom"),
+            created_to=_parse_time(query, "createdTimeTo"), statuses=statuses or None,
+            prefix=query.get("instanceIdPrefix") or None, top=top,
+            continuation=None if token in (None, "", "null") else token)
+        show_input = _flag(query, "showInput", True)
+        extra = {CONTINUATION_HEADER: next_token} if next_token else {}
+        return _json(200, [self.status_payload(i, show_input) for i in page], extra)
+
+    def raise_event(self, instance_id: str, event_name: str, headers: Mapping[str, str],
+                    body: bytes) -> Reply:
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        if not content_type.lower().startswith("application/json"):
+            return _error(400, "Only application/json request content is supported")
+        try:
+            value = json.loads(body) if body.strip() else None
+        except ValueError as exc:
+            return _error(400, f"the request body is not valid JSON: {exc}")
+        at = self.engine.now()
+        event = h.event(h.EventType.EVENT_RAISED, at, -1, Name=event_name,
+                        Input=None if value is None else json.dumps(value, separators=(",", ":")))
+        try:
+            self.store.enqueue(NewMessage(instance_id, "event", event, at), LIVE)
+        except InstanceNotFound:
+            return _error(404, f"No instance with ID '{instance_id}' found.")
+        except InstanceGone:
+            return _error(410, f"The instance '{instance_id}' has already finished.")
+        self.engine.wake(instance_id)
+        return Reply(202)
+
+    def control(self, instance_id: str, operation: str, reason: str | None) -> Reply:
+        at = self.engine.now()
+        try:
+            self.store.enqueue(NewMessage(instance_id, operation, {"reason": reason}, at), LIVE)
+        except InstanceNotFound:
+            return _error(404, f"No instance with ID '{instance_id}' found.")
+        except InstanceGone:
+            return _error(410, f"The instance '{instance_id}' has already finished.")
+        self.engine.wake(instance_id)
+        return Reply(202)
+
+    def restart(self, instance_id: str, query: Mapping[str, str], origin: str) -> Reply:
+        inst = self.store.get(instance_id)
+        if inst is None:
+            return _error(400, f"No instance with ID '{instance_id}' found.")
+        new_id = uuid.uuid4().hex if _flag(query, "restartWithNewInstanceId", True) \
+            else instance_id
+        return self._create(inst.name, new_id, inst.input, origin)
+
+    def purge(self, instance_id: str) -> Reply:
+        deleted = self.store.purge([instance_id])
+        self.engine.forget(instance_id)
+        if not deleted:
+            return Reply(404)
+        return _json(200, {"instancesDeleted": deleted})
+
+    def purge_by(self, query: Mapping[str, str]) -> Reply:
+        created_from = _parse_time(query, "createdTimeFrom")
+        if created_from is None:
+            return _error(400, "A createdTimeFrom query string parameter is required.")
+        statuses = [s.strip() for s in query.get("runtimeStatus", "").split(",") if s.strip()]
+        for s in statuses:
+            RuntimeStatus(s)
+        ids = self.store.ids_matching(created_from, _parse_time(query, "createdTimeTo"),
+                                      statuses or None)
+        deleted = self.store.purge(ids)
+        for iid in ids:
+            self.engine.forget(iid)
+        if not deleted:
+            return Reply(404)
+        return _json(200, {"instancesDeleted": deleted})
+
+
+def _instance_id_problem(instance_id: str) -> str | None:
+    """The host's instance id rules (``DurableClient.cs``); None when the id is acceptable."""
+    if instance_id.startswith("@"):
+        return f"Orchestration instance ids must not start with @: '{instance_id}'"
+    if len(instance_id) > 256:
+        return "Instance ID lengths must not exceed 256 characters."
+    if any(c in "/\\?#" or ord(c) < 32 or 127 <= ord(c) < 160 for c in instance_id):
+        return (f"Instance ID '{instance_id}' contains invalid characters: "
+                f"/ \\ ? # and control characters are not allowed.")
+    return None

@@ -1,0 +1,150 @@
+"""The HTTP face of devhost: the app's HTTP triggers, the Durable client API and the webhooks.
+
+One aiohttp application on one origin serves:
+- ``/<routePrefix>/...`` (default ``/api``): the app's HTTP-triggered functions, invoked like the
+  Python worker does (``func.HttpRequest`` in, ``func.HttpResponse`` out, the ``durableClient``
+  binding as a JSON string);
+- ``/durabletask/...``: the Durable client's ``rpcBaseUrl``;
+- ``/runtime/webhooks/durabletask/...``: the public management URLs that
+  ``create_check_status_response`` hands out (same origin as ``/api``, as the SDK requires);
+- ``/admin/host/status``: a readiness probe, as on the real host.
+
+Function keys are not enforced, exactly like ``func start`` locally.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+
+from devhost.engine import Engine
+from devhost.loader import HttpFunction, LoadedApp
+from devhost.management import RPC_PATH, WEBHOOK_PATH, ManagementApi, Reply
+
+log = logging.getLogger("devhost.server")
+
+MAX_BODY = 100 * 1024 * 1024  # the Functions host's default request size limit
+
+
+@dataclass(frozen=True)
+class InvocationContext:
+    """What a function declaring a ``context`` parameter receives (the worker's ``func.Context``
+    subset that apps use)."""
+
+    invocation_id: str
+    function_name: str
+    function_directory: str
+
+
+def _to_response(result: Any) -> web.Response:
+    if isinstance(result, func.HttpResponse):
+        headers = {k: v for k, v in result.headers.items()}
+        if not any(k.lower() == "content-type" for k in headers) and result.mimetype:
+            content_type = result.mimetype
+            if result.charset and content_type.startswith("text/") or \
+                    content_type == "application/json":
+                content_type += f"; charset={result.charset}"
+            headers["Content-Type"] = content_type
+        return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+    if result is None:
+        return web.Response(status=204)
+    if isinstance(result, (bytes, bytearray)):
+        return web.Response(body=bytes(result), content_type="application/octet-stream")
+    if isinstance(result, str):
+        return web.Response(text=result, content_type="text/plain")
+    raise TypeError(f"an HTTP function returned {type(result).__name__}, not an HttpResponse")
+
+
+def _from_reply(reply: Reply) -> web.Response:
+    return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
+
+
+class DevServer:
+    """Builds the aiohttp application for one loaded app, store and engine."""
+
+    def __init__(self, app: LoadedApp, engine: Engine, management: ManagementApi) -> None:
+        self.app, self.engine, self.management = app, engine, management
+        self.rpc_origin = ""
+        self._bindings: dict[str, str] = {}
+
+    def binding_for(self, origin: str) -> str:
+        binding = self._bindings.get(origin)
+        if binding is None:
+            binding = self.management.binding(origin, self.rpc_origin or origin)
+            self._bindings[origin] = binding
+        return binding
+
+    def build(self) -> web.Application:
+        web_app = web.Application(client_max_size=MAX_BODY)
+        for base in (RPC_PATH, WEBHOOK_PATH):
+            web_app.router.add_route("*", base + "/{tail:.*}", self.serve_management)
+        web_app.router.add_get("/admin/host/status", self.serve_status)
+        prefix = f"/{self.app.route_prefix}" if self.app.route_prefix else ""
+        web_app.router.add_route("*", prefix + "/{tail:.*}", self.serve_function)
+        return web_app
+
+    async def serve_status(self, request: web.Request) -> web.Response:
+        return web.json_response({"state": "Running", "functions": len(self.app.http)})
+
+    async def serve_management(self, request: web.Request) -> web.Response:
+        raw = request.rel_url.raw_path
+        base = RPC_PATH if raw.startswith(RPC_PATH + "/") else WEBHOOK_PATH
+        body = await request.read()
+        reply = self.management.handle(request.method, raw[len(base):], request.query,
+                                       request.headers, body,
+                                       f"{request.scheme}://{request.host}")
+        return _from_reply(reply)
+
+    async def serve_function(self, request: web.Request) -> web.Response:
+        raw = request.rel_url.raw_path
+        prefix_len = len(self.app.route_prefix) + 1 if self.app.route_prefix else 0
+        relative = raw[prefix_len:]
+        allowed: set[str] = set()
+        for fn in self.app.http:
+            values = fn.route.match(relative)
+            if values is None:
+                continue
+            if fn.methods is not None and request.method not in fn.methods:
+                allowed |= fn.methods
+                continue
+            return await self._invoke(fn, values, request)
+        if allowed:
+            return web.json_response(
+                {"error": f"method {request.method} is not allowed here; "
+                          f"use {', '.join(sorted(allowed))}"},
+                status=405, headers={"Allow": ", ".join(sorted(allowed))})
+        return web.json_response({"error": f"no function is routed at {raw}"}, status=404)
+
+    async def _invoke(self, fn: HttpFunction, values: dict[str, str],
+                      request: web.Request) -> web.Response:
+        if fn.unsupported:
+            return web.json_response(
+                {"error": f"function {fn.name} uses bindings devhost does not support: "
+                          f"{', '.join(fn.unsupported)}"}, status=501)
+        body = await request.read()
+        origin = f"{request.scheme}://{request.host}"
+        req = func.HttpRequest(method=request.method, url=str(request.url),
+                               headers=dict(request.headers), params=dict(request.query),
+                               route_params=values, body=body)
+        kwargs: dict[str, Any] = {fn.trigger_param: req}
+        if fn.client_param:
+            kwargs[fn.client_param] = self.binding_for(origin)
+        if fn.wants_context:
+            kwargs["context"] = InvocationContext(str(uuid.uuid4()), fn.name, self.app.directory)
+        try:
+            if fn.is_async:
+                result = await fn.user_function(**kwargs)
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    None, functools.partial(fn.user_function, **kwargs))
+            return _to_response(result)
+        except Exception:
+            # The real host answers an unhandled function exception with a bare 500.
+            log.exception("Executed 'Functions.%s' (Failed)", fn.name)
+            return web.Response(status=500)

@@ -1,0 +1,462 @@
+"""SQLite state of devhost: instances, their histories, an inbox of messages and pending work.
+
+Guarantees:
+- Every method that changes state is one ``BEGIN IMMEDIATE`` transaction: a kill -9 at any
+  instant leaves either all of it or none of it (WAL journal; ``synchronous=NORMAL`` survives a
+  process crash, ``FULL`` also a power cut).
+- A method returns only after COMMIT, so callers acknowledge (HTTP 202) only durable state.
+- One devhost per database file: a second one is refused with :class:`StoreLocked`.
+
+The store is used from the event-loop thread only; it is not thread-safe by design, because
+devhost serialises all state transitions on that thread instead of taking locks.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from devhost.status import RuntimeStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    instance_id TEXT PRIMARY KEY,
+    execution_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    input TEXT,
+    output TEXT,
+    custom_status TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    parent_instance_id TEXT,
+    parent_execution_id TEXT,
+    parent_task_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS instances_by_created ON instances (created_at, instance_id);
+CREATE TABLE IF NOT EXISTS history (
+    instance_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (instance_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbox (
+    msg_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    execution_id TEXT,
+    visible_at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    task_id INTEGER,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_instance ON inbox (instance_id, msg_id);
+CREATE TABLE IF NOT EXISTS work (
+    work_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    input TEXT
+);
+CREATE INDEX IF NOT EXISTS work_by_instance ON work (instance_id);
+"""
+
+
+class StoreLocked(RuntimeError):
+    """Another devhost process holds this database file."""
+
+
+class InstanceNotFound(LookupError):
+    """No instance has this id."""
+
+
+class InstanceGone(RuntimeError):
+    """The instance has finished (Completed, Failed, Terminated or Canceled)."""
+
+
+class InstanceAlreadyRunning(RuntimeError):
+    """An instance with this id is Pending, Running, Suspended or ContinuedAsNew."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            f"An Orchestration instance with the status {status} already exists "
+            f"(instance id '{instance_id}').")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One row of ``instances``; JSON columns hold JSON text exactly as the host stores it."""
+
+    instance_id: str
+    execution_id: str
+    name: str
+    version: str
+    status: RuntimeStatus
+    input: str | None
+    output: str | None
+    custom_status: str | None
+    created_at: float
+    updated_at: float
+    parent_instance_id: str | None
+    parent_execution_id: str | None
+    parent_task_id: int | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "Instance":
+        values = list(row)
+        values[4] = RuntimeStatus(values[4])
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One inbox row: an event waiting to be delivered to an instance's next episode."""
+
+    msg_id: int
+    instance_id: str
+    execution_id: str | None
+    visible_at: float
+    kind: str
+    task_id: int | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """An inbox row to insert (``execution_id`` None: for whichever execution is current)."""
+
+    instance_id: str
+    kind: str
+    payload: dict[str, Any]
+    visible_at: float
+    execution_id: str | None = None
+    task_id: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """A scheduled activity invocation that has not completed yet."""
+
+    work_id: int
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    """A (sub-)orchestration instance to create in the same transaction as an episode."""
+
+    instance_id: str
+    execution_id: str
+    name: str
+    input: str | None
+    created_at: float
+    start_event: dict[str, Any]
+    parent_instance_id: str | None = None
+    parent_execution_id: str | None = None
+    parent_task_id: int | None = None
+
+
+@dataclass
+class EpisodeCommit:
+    """Everything one orchestration episode changes, written in one transaction.
+
+    ``history_base`` is the number of history rows the episode started from; the new events are
+    appended after it (or, with ``reset_history``, replace the whole history).
+    """
+
+    instance_id: str
+    execution_id: str
+    status: RuntimeStatus
+    updated_at: float
+    history_base: int
+    new_events: list[str] = field(default_factory=list)
+    reset_history: bool = False
+    new_execution_id: str | None = None
+    new_input: str | None = None
+    output: str | None = None
+    set_output: bool = False
+    custom_status: str | None = None
+    set_custom_status: bool = False
+    consumed: list[int] = field(default_factory=list)
+    new_work: list[tuple[int, str, str | None]] = field(default_factory=list)
+    cancel_timers: list[int] = field(default_factory=list)
+    messages: list[NewMessage] = field(default_factory=list)
+    children: list[NewInstance] = field(default_factory=list)
+    finished: bool = False
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class Store:
+    """The SQLite database behind one devhost process (see module docstring for guarantees)."""
+
+    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
+        self.path = os.path.abspath(path)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._lock_file = open(self.path + ".lock", "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.seek(0)
+            holder = self._lock_file.read().strip() or "unknown"
+            self._lock_file.close()
+            raise StoreLocked(
+                f"database {self.path} is in use by another devhost (pid {holder}); "
+                f"stop it or pass a different --db") from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database and release the single-process lock."""
+        self.db.close()
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def get(self, instance_id: str) -> Instance | None:
+        row = self.db.execute("SELECT * FROM instances WHERE instance_id=?",
+                              (instance_id,)).fetchone()
+        return Instance.from_row(row) if row else None
+
+    def history(self, instance_id: str) -> list[str]:
+        """The instance's history events as JSON texts, oldest first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT event FROM history WHERE instance_id=? ORDER BY seq", (instance_id,))]
+
+    def visible_messages(self, instance_id: str, at: float) -> list[Message]:
+        return [Message(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
+                for r in self.db.execute(
+                    "SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? ORDER BY msg_id",
+                    (instance_id, at))]
+
+    def next_wake(self, instance_id: str) -> float | None:
+        row = self.db.execute("SELECT MIN(visible_at) FROM inbox WHERE instance_id=?",
+                              (instance_id,)).fetchone()
+        return row[0]
+
+    def wake_times(self) -> list[tuple[str, float]]:
+        """Earliest inbox time of every instance with messages: what to resume after restart."""
+        return list(self.db.execute(
+            "SELECT instance_id, MIN(visible_at) FROM inbox GROUP BY instance_id"))
+
+    def pending_work(self) -> list[WorkItem]:
+        """Every scheduled activity not yet completed: re-dispatched after a restart."""
+        return [WorkItem(*r) for r in self.db.execute("SELECT * FROM work ORDER BY work_id")]
+
+    def query(self, *, created_from: float | None = None, created_to: float | None = None,
+              statuses: Sequence[str] | None = None, prefix: str | None = None,
+              top: int = 100, continuation: str | None = None,
+              ) -> tuple[list[Instance], str | None]:
+        """One page of instances ordered by creation time, and the token for the next page.
+
+        Raises: ValueError for a malformed continuation token.
+        """
+        sql, args = self._where(created_from, created_to, statuses, prefix)
+        if continuation:
+            try:
+                after_created, after_id = json.loads(base64.urlsafe_b64decode(continuation))
+                after_created = float(after_created)
+                after_id = str(after_id)
+            except Exception as exc:  # any garbage token is the caller's error
+                raise ValueError(f"invalid continuation token: {continuation!r}") from exc
+            sql += " AND (created_at > ? OR (created_at = ? AND instance_id > ?))"
+            args += [after_created, after_created, after_id]
+        rows = self.db.execute(
+            f"SELECT * FROM instances WHERE {sql} ORDER BY created_at, instance_id LIMIT ?",
+            args + [top + 1]).fetchall()
+        page = [Instance.from_row(r) for r in rows[:top]]
+        token = None
+        if len(rows) > top:
+            last = page[-1]
+            token = base64.urlsafe_b64encode(
+                _dumps([repr(last.created_at), last.instance_id]).encode()).decode()
+        return page, token
+
+    @staticmethod
+    def _where(created_from: float | None, created_to: float | None,
+               statuses: Sequence[str] | None, prefix: str | None) -> tuple[str, list[Any]]:
+        sql, args = "1=1", []
+        if created_from is not None:
+            sql += " AND created_at >= ?"
+            args.append(created_from)
+        if created_to is not None:
+            sql += " AND created_at <= ?"
+            args.append(created_to)
+        if statuses:
+            sql += f" AND status IN ({','.join('?' * len(statuses))})"
+            args.extend(statuses)
+        if prefix:
+            sql += " AND substr(instance_id, 1, ?) = ?"
+            args += [len(prefix), prefix]
+        return sql, args
+
+    # ---- client transitions --------------------------------------------------------------------
+
+    def create(self, new: NewInstance, overridable: frozenset[RuntimeStatus]) -> None:
+        """Create (or replace a finished) instance and queue its ExecutionStarted message.
+
+        Raises: InstanceAlreadyRunning when the existing instance's status is not overridable.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM instances WHERE instance_id=?",
+                             (new.instance_id,)).fetchone()
+            if row is not None:
+                if RuntimeStatus(row[0]) not in overridable:
+                    raise InstanceAlreadyRunning(new.instance_id, row[0])
+                self._delete_instance(db, new.instance_id)
+            self._insert_instance(db, new)
+
+    def enqueue(self, message: NewMessage, allow: frozenset[RuntimeStatus]) -> Instance:
+        """Queue a message for a live instance; returns the instance as it was.
+
+        Raises: InstanceNotFound, InstanceGone (status outside ``allow``).
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM instances WHERE instance_id=?",
+                             (message.instance_id,)).fetchone()
+            if row is None:
+                raise InstanceNotFound(message.instance_id)
+            inst = Instance.from_row(row)
+            if inst.status not in allow:
+                raise InstanceGone(message.instance_id)
+            self._insert_message(db, message)
+            return inst
+
+    def purge(self, instance_ids: Sequence[str]) -> int:
+        """Delete instances with their history, messages and work; returns how many existed."""
+        with self._tx() as db:
+            deleted = 0
+            for iid in instance_ids:
+                deleted += self._delete_instance(db, iid)
+            return deleted
+
+    def ids_matching(self, created_from: float | None, created_to: float | None,
+                     statuses: Sequence[str] | None) -> list[str]:
+        sql, args = self._where(created_from, created_to, statuses, None)
+        return [r[0] for r in self.db.execute(
+            f"SELECT instance_id FROM instances WHERE {sql}", args)]
+
+    # ---- engine transitions --------------------------------------------------------------------
+
+    def complete_work(self, work_id: int, message: NewMessage) -> bool:
+        """Record an activity's result: delete its work row and queue the completion message.
+
+        Returns False (and changes nothing) when the work row is gone: the instance finished,
+        continued as new, was purged or terminated meanwhile, or this is a duplicate delivery.
+        """
+        with self._tx() as db:
+            if db.execute("DELETE FROM work WHERE work_id=?", (work_id,)).rowcount == 0:
+                return False
+            self._insert_message(db, message)
+            return True
+
+    def commit_episode(self, c: EpisodeCommit) -> list[WorkItem]:
+        """Write one episode atomically; returns the work items it scheduled (with their ids)."""
+        with self._tx() as db:
+            iid = c.instance_id
+            if c.consumed:
+                db.executemany("DELETE FROM inbox WHERE msg_id=?", [(m,) for m in c.consumed])
+            base = c.history_base
+            if c.reset_history:
+                db.execute("DELETE FROM history WHERE instance_id=?", (iid,))
+                base = 0
+            db.executemany("INSERT INTO history VALUES (?,?,?)",
+                           [(iid, base + i, text) for i, text in enumerate(c.new_events)])
+            sets = ["status=?", "updated_at=?"]
+            args: list[Any] = [c.status.value, c.updated_at]
+            if c.set_output:
+                sets.append("output=?")
+                args.append(c.output)
+            if c.set_custom_status:
+                sets.append("custom_status=?")
+                args.append(c.custom_status)
+            if c.new_execution_id is not None:
+                sets += ["execution_id=?", "input=?"]
+                args += [c.new_execution_id, c.new_input]
+            db.execute(f"UPDATE instances SET {', '.join(sets)} WHERE instance_id=?",
+                       args + [iid])
+            if c.finished or c.new_execution_id is not None:
+                # Buffered events and pending timers die with the execution; activity results
+                # that are still in flight find no work row and are dropped.
+                keep_events = c.new_execution_id is not None
+                db.execute(
+                    "DELETE FROM inbox WHERE instance_id=? AND NOT (? AND kind='event')",
+                    (iid, keep_events))
+                db.execute("DELETE FROM work WHERE instance_id=?", (iid,))
+            for task_id in c.cancel_timers:
+                db.execute("DELETE FROM inbox WHERE instance_id=? AND execution_id=? "
+                           "AND kind='timer' AND task_id=?", (iid, c.execution_id, task_id))
+            for child in c.children:
+                row = db.execute("SELECT status FROM instances WHERE instance_id=?",
+                                 (child.instance_id,)).fetchone()
+                if row is not None:
+                    self._delete_instance(db, child.instance_id)
+                self._insert_instance(db, child)
+            for message in c.messages:
+                self._insert_message(db, message)
+            scheduled = []
+            for task_id, name, text in c.new_work:
+                cur = db.execute(
+                    "INSERT INTO work (instance_id, execution_id, task_id, name, input) "
+                    "VALUES (?,?,?,?,?)", (iid, c.new_execution_id or c.execution_id,
+                                           task_id, name, text))
+                scheduled.append(WorkItem(cur.lastrowid, iid, c.new_execution_id or
+                                          c.execution_id, task_id, name, text))
+            return scheduled
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_message(db: sqlite3.Connection, m: NewMessage) -> None:
+        db.execute("INSERT INTO inbox (instance_id, execution_id, visible_at, kind, task_id, "
+                   "payload) VALUES (?,?,?,?,?,?)",
+                   (m.instance_id, m.execution_id, m.visible_at, m.kind, m.task_id,
+                    _dumps(m.payload)))
+
+    @staticmethod
+    def _insert_instance(db: sqlite3.Connection, n: NewInstance) -> None:
+        db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (n.instance_id, n.execution_id, n.name, "", RuntimeStatus.PENDING.value,
+                    n.input, None, None, n.created_at, n.created_at, n.parent_instance_id,
+                    n.parent_execution_id, n.parent_task_id))
+        Store._insert_message(db, NewMessage(n.instance_id, "start", n.start_event,
+                                             n.created_at, n.execution_id))
+
+    @staticmethod
+    def _delete_instance(db: sqlite3.Connection, instance_id: str) -> int:
+        n = db.execute("DELETE FROM instances WHERE instance_id=?", (instance_id,)).rowcount
+        db.execute("DELETE FROM history WHERE instance_id=?", (instance_id,))
+        db.execute("DELETE FROM inbox WHERE instance_id=?", (instance_id,))
+        db.execute("DELETE FROM work WHERE instance_id=?", (instance_id,))
+        return n

@@ -1,0 +1,48 @@
+"""HTTP surface and orchestrator registration: thin glue over ``workflow``.
+
+    POST|GET /api/start/{input}  -> 202 started | 409 already active | 400 bad key
+    GET      /api/check/{input}  -> 200 status  | 404 never started  | 400 bad key
+    POST|GET /api/stop/{input}   -> 202 raised  | 404 unknown | 410 finished | 400 bad key/body
+
+Errors are JSON ``{"error": ...}``; 502/503 when the durable backend fails or is unreachable.
+"""
+
+# No ``from __future__ import annotations`` here: the Python worker checks binding parameters
+# against their annotations and expects real types, not strings.
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from workflow import endpoints, orchestrator
+from workflow.settings import Settings
+
+# Read once at startup: an invalid WORKFLOW_TIMEOUT_SECONDS stops indexing with a clear error
+# instead of failing every request.
+SETTINGS = Settings.from_env()
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="start/{input}", methods=[func.HttpMethod.POST, func.HttpMethod.GET])
+@app.durable_client_input(client_name="client")
+async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await endpoints.start(req, client, SETTINGS)
+
+
+@app.route(route="check/{input}", methods=[func.HttpMethod.GET])
+@app.durable_client_input(client_name="client")
+async def check(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await endpoints.check(req, client)
+
+
+@app.route(route="stop/{input}", methods=[func.HttpMethod.POST, func.HttpMethod.GET])
+@app.durable_client_input(client_name="client")
+async def stop(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await endpoints.stop(req, client)
+
+
+@app.orchestration_trigger(context_name="context")
+def workflow_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    return orchestrator.workflow_orchestrator(context)

@@ -1,0 +1,31 @@
+"""The function app as the worker indexes it, built once per process.
+
+``FunctionApp.get_functions()`` may be called only once per app object: a second call raises
+``ValueError: Function start does not have a unique function name``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import azure.functions as func
+
+import function_app
+
+
+@functools.cache
+def functions() -> dict[str, Any]:
+    """Function name -> ``azure.functions.decorators.core.Function``."""
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def replay(context: dict[str, Any] | str) -> dict[str, Any]:
+    """Run the orchestrator through the SDK's real entry point, as the worker would.
+
+    Returns the parsed orchestrator response (``isDone``, ``actions``, ``output``, ...).
+    """
+    body = context if isinstance(context, str) else json.dumps(context)
+    handle = functions()["workflow_orchestrator"].get_user_function()
+    return json.loads(handle(context=func.OrchestrationContext(body)))

@@ -1,0 +1,32 @@
+"""Fixtures that run devhost for real: a fresh database per test, stopped afterwards."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.devhost_process import REPO, DevhostProcess
+
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+@pytest.fixture
+def devhost_factory(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
+    """``devhost_factory(app_dir=REPO, env=None)`` starts a devhost on a temp DB."""
+    started: list[DevhostProcess] = []
+
+    def start(app_dir: Path = REPO, env: dict[str, str] | None = None) -> DevhostProcess:
+        host = DevhostProcess(app_dir, tmp_path / f"devhost{len(started)}.sqlite3", env=env)
+        started.append(host)
+        return host.start()
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def app_host(devhost_factory: Callable[..., DevhostProcess]) -> DevhostProcess:
+    """The product app (this repository) served by devhost, no workflow timeout."""
+    return devhost_factory(REPO, env={"WORKFLOW_TIMEOUT_SECONDS": "0"})

@@ -1,0 +1,84 @@
+"""Start, kill and restart real devhost processes for end-to-end tests.
+
+Guarantees: every process binds 127.0.0.1 on a free port, uses the database it is given, and is
+stopped (SIGTERM, then SIGKILL) by :meth:`DevhostProcess.stop`; :meth:`start` waits at most
+``timeout`` seconds for readiness and raises with the process output otherwise.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DevhostProcess:
+    """One ``python -m devhost`` child process serving ``app_dir`` with database ``db``."""
+
+    def __init__(self, app_dir: Path, db: Path, env: dict[str, str] | None = None,
+                 log: Path | None = None) -> None:
+        self.app_dir, self.db, self.env = Path(app_dir), Path(db), env or {}
+        self.log = log or self.db.with_suffix(".log")
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "DevhostProcess":
+        """Start (or restart, on a new port) and wait until it answers."""
+        self.port = free_port()
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **self.env}
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "--app", str(self.app_dir), "--port",
+             str(self.port), "--db", str(self.db), "--log-level", "WARNING"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"devhost exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/admin/host/status", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"devhost did not become ready in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case (no shutdown code runs)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM), escalating to SIGKILL after 10 s."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()

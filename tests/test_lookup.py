@@ -1,0 +1,204 @@
+"""lookup: the one adapter over DurableOrchestrationClient.
+
+Every test runs through two doors onto the same in-memory host: the hand-written
+``FakeDurableClient`` and the *real* SDK client over ``FakeHostTransport``. Passing both proves
+the fake's quirks are the SDK's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fakes import FakeDurableClient, FakeHostTransport, df_dumps
+from workflow import lookup
+from workflow.errors import AlreadyFinished, AlreadyRunning, BackendError, BackendUnavailable, NotFound
+from workflow.inputs import parse_key
+from workflow.settings import EVENT_NAME, ORCHESTRATOR_NAME, Settings
+
+KEY = parse_key("aaron")
+ACTIVE = ["Pending", "Running", "Suspended", "ContinuedAsNew"]
+FINISHED = ["Completed", "Failed", "Terminated", "Canceled"]
+
+
+@dataclass
+class Door:
+    client: Any
+    host: FakeDurableClient
+
+
+@pytest.fixture(params=["fake-client", "sdk-client"])
+def door(request: pytest.FixtureRequest) -> Door:
+    host = FakeDurableClient()
+    if request.param == "fake-client":
+        return Door(client=host, host=host)
+    return Door(client=FakeHostTransport(host).client(), host=host)
+
+
+async def test_sdk_reports_unknown_instance_as_falsy_status_not_none(door: Door) -> None:
+    status = await door.client.get_status(KEY.instance_id)
+    assert status is not None and not status
+
+
+async def test_find_unknown_key_returns_none(door: Door) -> None:
+    assert await lookup.find(door.client, KEY) is None
+    assert door.host.calls == [("get_status", "workflow-aaron")]
+
+
+async def test_find_is_a_point_read_of_the_derived_instance_id(door: Door) -> None:
+    door.host.seed("workflow-other", "Running")
+    door.host.seed("workflow-aaron", "Running", custom_status={"waitingFor": "Workflow"})
+    found = await lookup.find(door.client, KEY)
+    assert found is not None
+    assert found.to_json() == {
+        "input": "aaron",
+        "instanceId": "workflow-aaron",
+        "runtimeStatus": "Running",
+        "createdTime": "2025-06-01T12:00:00Z",
+        "lastUpdatedTime": "2025-06-01T12:00:00Z",
+        "customStatus": {"waitingFor": "Workflow"},
+        "output": None,
+    }
+    assert door.host.calls == [("get_status", "workflow-aaron")]
+
+
+async def test_start_creates_instance_with_key_and_timeout_as_input(door: Door) -> None:
+    started = await lookup.start(door.client, KEY, Settings(timeout_seconds=30))
+    assert (started.instance_id, started.runtime_status) == ("workflow-aaron", "Pending")
+    instance = door.host.instances["workflow-aaron"]
+    assert instance.name == ORCHESTRATOR_NAME
+    assert instance.input_text == df_dumps({"key": "aaron", "timeoutSeconds": 30})
+
+
+async def test_start_without_timeout_passes_null(door: Door) -> None:
+    await lookup.start(door.client, KEY, Settings())
+    assert json.loads(door.host.instances["workflow-aaron"].input_text) == {
+        "key": "aaron",
+        "timeoutSeconds": None,
+    }
+
+
+@pytest.mark.parametrize("runtime_status", ACTIVE)
+async def test_start_never_creates_a_second_active_instance(door: Door, runtime_status: str) -> None:
+    door.host.seed("workflow-aaron", runtime_status)
+    with pytest.raises(AlreadyRunning) as caught:
+        await lookup.start(door.client, KEY, Settings())
+    assert caught.value.status.runtime_status == runtime_status
+    assert ("start_new", "workflow-aaron") not in door.host.calls
+
+
+@pytest.mark.parametrize("runtime_status", FINISHED)
+async def test_start_after_a_finished_run_starts_a_fresh_run(door: Door, runtime_status: str) -> None:
+    door.host.seed("workflow-aaron", runtime_status, output={"outcome": "stopped"})
+    started = await lookup.start(door.client, KEY, Settings())
+    assert started.runtime_status == "Pending"
+    assert door.host.instances["workflow-aaron"].runtime_status == "Pending"
+    assert door.host.instances["workflow-aaron"].output is None
+
+
+async def test_start_that_loses_a_race_reports_conflict(door: Door) -> None:
+    # Another request starts the same key between our status read and our start_new.
+    door.host.before_start_new = lambda: door.host.seed("workflow-aaron", "Running")
+    with pytest.raises(AlreadyRunning) as caught:
+        await lookup.start(door.client, KEY, Settings())
+    assert caught.value.status.runtime_status == "Running"
+    assert [op for op, _ in door.host.calls] == ["get_status", "start_new", "get_status"]
+
+
+async def test_start_refused_for_another_reason_is_a_backend_error(door: Door) -> None:
+    door.host.reject_next_start = (
+        400,
+        {"Message": "x", "ExceptionMessage": "The function 'workflow_orchestrator' doesn't exist.",
+         "ExceptionType": "System.ArgumentException", "StackTrace": "at ..."},
+    )
+    with pytest.raises(BackendError, match="doesn't exist"):
+        await lookup.start(door.client, KEY, Settings())
+
+
+async def test_start_failure_message_drops_the_host_stack_trace(door: Door) -> None:
+    door.host.reject_next_start = (
+        500,
+        {"Message": "An error has occurred.", "ExceptionMessage": "storage is down",
+         "ExceptionType": "X", "StackTrace": "   at Secret.Internals()"},
+    )
+    with pytest.raises(BackendError) as caught:
+        await lookup.start(door.client, KEY, Settings())
+    assert "storage is down" in str(caught.value)
+    assert "Secret.Internals" not in str(caught.value)
+
+
+async def test_stop_delivers_payload_double_encoded_like_the_sdk(door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running")
+    await lookup.stop(door.client, KEY, {"approved": True})
+    assert door.host.instances["workflow-aaron"].events == [
+        (EVENT_NAME, json.dumps(json.dumps({"approved": True})))
+    ]
+    assert door.host.calls == [("raise_event", "workflow-aaron")]
+
+
+async def test_stop_without_payload_sends_null(door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running")
+    await lookup.stop(door.client, KEY, None)
+    assert door.host.instances["workflow-aaron"].events == [(EVENT_NAME, json.dumps("null"))]
+
+
+@pytest.mark.parametrize("runtime_status", ["Pending", "Suspended"])
+async def test_stop_is_accepted_before_the_orchestrator_runs_or_while_suspended(
+    door: Door, runtime_status: str
+) -> None:
+    door.host.seed("workflow-aaron", runtime_status)
+    await lookup.stop(door.client, KEY, "x")
+    assert len(door.host.instances["workflow-aaron"].events) == 1
+
+
+async def test_stop_unknown_key_is_not_found(door: Door) -> None:
+    with pytest.raises(NotFound):
+        await lookup.stop(door.client, KEY, None)
+
+
+@pytest.mark.parametrize("runtime_status", FINISHED)
+async def test_stop_finished_run_is_gone(door: Door, runtime_status: str) -> None:
+    door.host.seed("workflow-aaron", runtime_status)
+    with pytest.raises(AlreadyFinished):
+        await lookup.stop(door.client, KEY, None)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        aiohttp.ClientConnectionError("Cannot connect to host 127.0.0.1:17071"),
+        aiohttp.ServerDisconnectedError(),
+        ConnectionRefusedError(111, "Connect call failed"),
+        TimeoutError(),
+    ],
+    ids=["client-connection", "server-disconnected", "refused", "timeout"],
+)
+@pytest.mark.parametrize("operation", ["find", "start", "stop"])
+async def test_unreachable_backend_is_reported_as_unavailable(
+    door: Door, failure: BaseException, operation: str
+) -> None:
+    door.host.fail_next(failure)
+    calls = {
+        "find": lambda: lookup.find(door.client, KEY),
+        "start": lambda: lookup.start(door.client, KEY, Settings()),
+        "stop": lambda: lookup.stop(door.client, KEY, None),
+    }
+    with pytest.raises(BackendUnavailable, match="durable backend unavailable"):
+        await calls[operation]()
+
+
+async def test_unexpected_backend_answer_is_a_backend_error(door: Door) -> None:
+    door.host.fail_next(Exception("Webhook returned unrecognized status code 503"))
+    with pytest.raises(BackendError, match="unrecognized status code 503"):
+        await lookup.stop(door.client, KEY, None)
+
+
+async def test_other_instances_not_found_message_is_not_mistaken_for_ours(door: Door) -> None:
+    # Only the exact text for *our* instance id means 404; anything else is unexpected.
+    door.host.fail_next(Exception("No instance with ID workflow-someone-else found."))
+    with pytest.raises(BackendError):
+        await lookup.stop(door.client, KEY, None)

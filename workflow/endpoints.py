@@ -1,0 +1,73 @@
+"""The HTTP handlers behind ``function_app``: parse, call ``lookup``, answer.
+
+Each handler takes the request, an ``OrchestrationClient`` (the real SDK client or a fake) and
+returns a JSON response. Domain exceptions become 4xx/5xx answers through
+``responses.ERROR_STATUS``; anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import azure.functions as func
+
+from workflow import lookup, responses
+from workflow.errors import InvalidPayload, NotFound, WorkflowError
+from workflow.inputs import parse_key
+from workflow.lookup import OrchestrationClient
+from workflow.settings import Settings
+
+ROUTE_PARAMETER = "input"
+"""Name of the route segment holding the business key (``start/{input}`` etc.)."""
+
+
+async def start(req: func.HttpRequest, client: OrchestrationClient, settings: Settings) -> func.HttpResponse:
+    """Start the key's workflow: 202 started, 409 already active, 400 bad key."""
+    try:
+        key = parse_key(req.route_params.get(ROUTE_PARAMETER))
+        return responses.started(await lookup.start(client, key, settings))
+    except WorkflowError as exc:
+        return responses.error(exc)
+
+
+async def check(req: func.HttpRequest, client: OrchestrationClient) -> func.HttpResponse:
+    """Report the key's workflow: 200 status, 404 never started, 400 bad key."""
+    try:
+        key = parse_key(req.route_params.get(ROUTE_PARAMETER))
+        found = await lookup.find(client, key)
+        if found is None:
+            raise NotFound(key)
+        return responses.status(found)
+    except WorkflowError as exc:
+        return responses.error(exc)
+
+
+async def stop(req: func.HttpRequest, client: OrchestrationClient) -> func.HttpResponse:
+    """Raise the event with the request's JSON body: 202, 404 unknown, 410 finished, 400 bad input."""
+    try:
+        key = parse_key(req.route_params.get(ROUTE_PARAMETER))
+        payload = parse_payload(req.get_body())
+        await lookup.stop(client, key, payload)
+        return responses.stopped(key)
+    except WorkflowError as exc:
+        return responses.error(exc)
+
+
+def parse_payload(body: bytes | None) -> Any:
+    """The event payload: ``None`` for an empty body, else the body's JSON value.
+
+    Raises:
+        InvalidPayload: the body is not UTF-8 JSON, or uses NaN/Infinity (not JSON, and not
+            portable to the host's serializer).
+    """
+    if not body or not body.strip():
+        return None
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidPayload(f"request body must be empty or valid JSON: {exc}") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")

@@ -1,0 +1,67 @@
+"""Domain exceptions.
+
+Everything below ``function_app`` raises only these; ``responses.ERROR_STATUS`` maps each one
+to exactly one HTTP status code, and ``lookup`` is the only place that turns the SDK's bare
+``Exception``s into them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workflow.inputs import WorkflowKey
+    from workflow.lookup import WorkflowStatus
+
+
+class WorkflowError(Exception):
+    """Base class of every domain exception; ``str(exc)`` is safe to show to a client."""
+
+
+class SettingsError(WorkflowError, ValueError):
+    """The environment holds an invalid setting; raised at startup, never per request."""
+
+
+class InvalidKey(WorkflowError, ValueError):
+    """The business key breaks the input rules; the message states which rule."""
+
+
+class InvalidPayload(WorkflowError, ValueError):
+    """The stop request's body is not empty and not valid JSON."""
+
+
+class NotFound(WorkflowError):
+    """No workflow was ever started for this key."""
+
+    def __init__(self, key: WorkflowKey) -> None:
+        super().__init__(f"no workflow was started for key {key.value!r}")
+        self.key = key
+
+
+class AlreadyRunning(WorkflowError):
+    """A workflow for this key is still active, so a second one must not start."""
+
+    def __init__(self, status: WorkflowStatus) -> None:
+        super().__init__(
+            f"a workflow for key {status.key.value!r} is already {status.runtime_status}"
+        )
+        self.status = status
+
+
+class AlreadyFinished(WorkflowError):
+    """The workflow for this key has finished, so it can no longer receive the event."""
+
+    def __init__(self, key: WorkflowKey) -> None:
+        super().__init__(
+            f"the workflow for key {key.value!r} has already finished "
+            "(completed, failed or terminated); start it again to run a new one"
+        )
+        self.key = key
+
+
+class BackendError(WorkflowError):
+    """The durable backend answered, but not in a way the SDK documents (a host-side failure)."""
+
+
+class BackendUnavailable(WorkflowError):
+    """The durable backend could not be reached (connection refused, reset or timed out)."""

@@ -1,0 +1,103 @@
+"""Input rules for business keys, and the key -> instance id derivation.
+
+The key arrives as the ``{input}`` route segment. It becomes part of a Durable instance id, and
+the Python client pastes instance ids into host URLs *unquoted*, so the allow-list below is
+deliberately narrower than what the host itself accepts (no ``/ \\ ? #``, no control characters,
+at most 256 characters, not starting with ``@``): every accepted key is URL-safe as is.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from workflow.errors import InvalidKey
+
+MAX_KEY_LENGTH = 64
+"""Longest accepted key, in characters (all accepted characters are ASCII, so also in bytes)."""
+
+INSTANCE_ID_PREFIX = "workflow-"
+"""Instance ids are ``INSTANCE_ID_PREFIX + key``: stable, so every lookup is a point read."""
+
+ALLOWED_DESCRIPTION = (
+    f"1 to {MAX_KEY_LENGTH} characters from A-Z a-z 0-9 '_' '.' '-', "
+    "starting with a letter or digit"
+)
+
+# \Z rather than $: "$" would also accept a key followed by one trailing newline.
+_KEY_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_KEY_LENGTH - 1}}}\Z")
+_FIRST_CHARACTER = re.compile(r"[A-Za-z0-9]")
+_LATER_CHARACTER = re.compile(r"[A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class WorkflowKey:
+    """A validated business key. Keys are case-sensitive: ``Aaron`` and ``aaron`` differ.
+
+    Guarantees: ``value`` matches the allow-list, so ``instance_id`` is a valid, URL-safe
+    Durable instance id. Build one with ``parse_key``; the constructor re-checks the rule.
+    """
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, str) or not _KEY_PATTERN.match(self.value):
+            raise InvalidKey(explain_rejection(self.value))
+
+    @property
+    def instance_id(self) -> str:
+        """The one Durable instance id that belongs to this key."""
+        return INSTANCE_ID_PREFIX + self.value
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def parse_key(raw: str | None) -> WorkflowKey:
+    """Validate a raw route value as a business key.
+
+    Raises:
+        InvalidKey: the value is missing, empty, too long, or has a character outside the
+            allow-list; the message names the rule (and the character, as ``U+XXXX``).
+    """
+    if raw is None:
+        raise InvalidKey(f"key is missing; a key is {ALLOWED_DESCRIPTION}")
+    return WorkflowKey(raw)
+
+
+def explain_rejection(raw: object) -> str:
+    """Say which rule ``raw`` breaks, without echoing any of its characters unescaped."""
+    if not isinstance(raw, str):
+        return f"key must be text; a key is {ALLOWED_DESCRIPTION}"
+    if raw == "":
+        return f"key is empty; a key is {ALLOWED_DESCRIPTION}"
+    if len(raw) > MAX_KEY_LENGTH:
+        return (
+            f"key is {len(raw)} characters long; the maximum is {MAX_KEY_LENGTH} "
+            f"(a key is {ALLOWED_DESCRIPTION})"
+        )
+    if not _FIRST_CHARACTER.fullmatch(raw[0]):
+        return (
+            f"key must start with a letter or digit, not {describe_character(raw[0])}; "
+            f"a key is {ALLOWED_DESCRIPTION}"
+        )
+    for position, character in enumerate(raw):
+        if not _LATER_CHARACTER.fullmatch(character):
+            return (
+                f"key contains disallowed character {describe_character(character)} "
+                f"at position {position}; a key is {ALLOWED_DESCRIPTION}"
+            )
+    return f"key is not allowed; a key is {ALLOWED_DESCRIPTION}"  # pragma: no cover
+
+
+def describe_character(character: str) -> str:
+    """Name one character in plain ASCII, e.g. ``U+002F SOLIDUS``; never the raw character.
+
+    Control characters, lone surrogates and unnamed code points get only their ``U+XXXX``.
+    """
+    code = f"U+{ord(character):04X}"
+    try:
+        return f"{code} {unicodedata.name(character)}"
+    except ValueError:
+        return code

@@ -1,0 +1,234 @@
+"""The one adapter over ``DurableOrchestrationClient``.
+
+Every lookup is a point read of the instance id derived from the key (never a listing), and
+every bare ``Exception`` the SDK raises is translated here, once, into a domain exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import aiohttp
+from azure.durable_functions.models import OrchestrationRuntimeStatus
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
+
+from workflow.errors import (
+    AlreadyFinished,
+    AlreadyRunning,
+    BackendError,
+    BackendUnavailable,
+    NotFound,
+)
+from workflow.inputs import WorkflowKey
+from workflow.settings import EVENT_NAME, ORCHESTRATOR_NAME, Settings
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATUSES = frozenset(
+    {
+        OrchestrationRuntimeStatus.Pending,
+        OrchestrationRuntimeStatus.Running,
+        OrchestrationRuntimeStatus.Suspended,
+        OrchestrationRuntimeStatus.ContinuedAsNew,
+    }
+)
+"""States in which the host refuses to start the same instance id again
+(``overridableExistingInstanceStates: NonRunningStates``) and still accepts events."""
+
+# Exact texts of DurableOrchestrationClient.raise_event (azure-functions-durable 1.7.0) for
+# the host's 404 and 410 answers. They are the only way to tell these cases apart.
+_RAISE_EVENT_NOT_FOUND = "No instance with ID {} found."
+_RAISE_EVENT_GONE = "Instance with ID {} is gone: either completed or failed"
+
+# What a dead or unreachable host looks like from the SDK's aiohttp transport. OSError covers
+# ConnectionRefusedError and aiohttp's connector errors raised below the ClientError layer.
+_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
+
+
+class OrchestrationClient(Protocol):
+    """The part of ``DurableOrchestrationClient`` this app uses (the fakes implement it too)."""
+
+    async def start_new(
+        self,
+        orchestration_function_name: str,
+        instance_id: str | None = None,
+        client_input: Any | None = None,
+        version: str | None = None,
+    ) -> str: ...
+
+    async def get_status(
+        self,
+        instance_id: str,
+        show_history: bool = False,
+        show_history_output: bool = False,
+        show_input: bool = False,
+    ) -> DurableOrchestrationStatus: ...
+
+    async def raise_event(
+        self,
+        instance_id: str,
+        event_name: str,
+        event_data: Any = None,
+        task_hub_name: str | None = None,
+        connection_name: str | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorkflowStatus:
+    """What the app knows about the one instance that belongs to ``key``.
+
+    ``runtime_status`` uses Durable's names (``"Running"``, ``"Completed"``, ...).
+    """
+
+    key: WorkflowKey
+    instance_id: str
+    runtime_status: str
+    created_time: datetime | None = None
+    last_updated_time: datetime | None = None
+    custom_status: Any = None
+    output: Any = None
+
+    @property
+    def is_active(self) -> bool:
+        """True while the instance can still receive the event (and blocks a new start)."""
+        return self.runtime_status in {status.value for status in ACTIVE_STATUSES}
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON shape: no management URLs, no orchestration input."""
+        return {
+            "input": self.key.value,
+            "instanceId": self.instance_id,
+            "runtimeStatus": self.runtime_status,
+            "createdTime": _iso(self.created_time),
+            "lastUpdatedTime": _iso(self.last_updated_time),
+            "customStatus": self.custom_status,
+            "output": self.output,
+        }
+
+
+def orchestration_input(key: WorkflowKey, settings: Settings) -> dict[str, Any]:
+    """The orchestrator's input: everything it needs, so it never reads the environment."""
+    return {"key": key.value, "timeoutSeconds": settings.timeout_seconds}
+
+
+async def find(client: OrchestrationClient, key: WorkflowKey) -> WorkflowStatus | None:
+    """Point-read the status of ``key``'s instance.
+
+    Guarantees: ``None`` exactly when no instance with that id exists (the SDK returns a
+    *falsy* status object, not ``None``, for an unknown id).
+
+    Raises:
+        BackendUnavailable: the host could not be reached.
+        BackendError: the host answered with something the SDK does not understand.
+    """
+    try:
+        status = await client.get_status(key.instance_id)
+    except _CONNECTION_ERRORS as exc:
+        raise BackendUnavailable(f"durable backend unavailable: {_describe(exc)}") from exc
+    except Exception as exc:
+        raise BackendError(f"durable backend error while reading status: {_describe(exc)}") from exc
+    if not status or status.runtime_status is None:
+        return None
+    return _from_sdk(key, status)
+
+
+async def start(client: OrchestrationClient, key: WorkflowKey, settings: Settings) -> WorkflowStatus:
+    """Start ``key``'s workflow unless one is active; idempotent per key.
+
+    Guarantees: never two active instances for one key. A finished previous run (Completed,
+    Failed, Terminated, Canceled) is replaced by a fresh run. Returns the new run's status as
+    the host reports a just-created instance: ``Pending``.
+
+    Raises:
+        AlreadyRunning: an active instance exists (also when a concurrent start won the race).
+        BackendUnavailable, BackendError: as for ``find``, or the host refused the start for
+            another reason.
+    """
+    existing = await find(client, key)
+    if existing is not None and existing.is_active:
+        raise AlreadyRunning(existing)
+    try:
+        await client.start_new(
+            ORCHESTRATOR_NAME,
+            instance_id=key.instance_id,
+            client_input=orchestration_input(key, settings),
+        )
+    except _CONNECTION_ERRORS as exc:
+        raise BackendUnavailable(f"durable backend unavailable: {_describe(exc)}") from exc
+    except Exception as exc:
+        # The host rejects a start whose id is already active with a generic 500, which the SDK
+        # surfaces as a bare Exception; re-reading is the only reliable way to tell a lost race
+        # from a real failure.
+        current = await find(client, key)
+        if current is not None and current.is_active:
+            raise AlreadyRunning(current) from exc
+        raise BackendError(f"durable backend refused to start the workflow: {_describe(exc)}") from exc
+    logger.info("started workflow %s", key.instance_id)
+    return WorkflowStatus(
+        key=key,
+        instance_id=key.instance_id,
+        runtime_status=OrchestrationRuntimeStatus.Pending.value,
+    )
+
+
+async def stop(client: OrchestrationClient, key: WorkflowKey, payload: Any) -> None:
+    """Raise the ``Workflow`` event on ``key``'s instance with ``payload`` as its data.
+
+    One ``raise_event`` call and no pre-read: the host's answer already distinguishes the cases,
+    and a pre-read would only add a race. Pending and Suspended instances accept the event; it
+    is buffered until the orchestrator waits for it.
+
+    Raises:
+        NotFound: no instance exists for ``key``.
+        AlreadyFinished: the instance has completed, failed, been terminated or canceled.
+        BackendUnavailable, BackendError: as for ``find``.
+    """
+    try:
+        await client.raise_event(key.instance_id, EVENT_NAME, payload)
+    except _CONNECTION_ERRORS as exc:
+        raise BackendUnavailable(f"durable backend unavailable: {_describe(exc)}") from exc
+    except Exception as exc:
+        message = str(exc)
+        if message == _RAISE_EVENT_NOT_FOUND.format(key.instance_id):
+            raise NotFound(key) from exc
+        if message == _RAISE_EVENT_GONE.format(key.instance_id):
+            raise AlreadyFinished(key) from exc
+        raise BackendError(f"durable backend refused the event: {_describe(exc)}") from exc
+    logger.info("raised %s on workflow %s", EVENT_NAME, key.instance_id)
+
+
+def _from_sdk(key: WorkflowKey, status: DurableOrchestrationStatus) -> WorkflowStatus:
+    runtime_status = status.runtime_status
+    return WorkflowStatus(
+        key=key,
+        instance_id=status.instance_id or key.instance_id,
+        runtime_status=getattr(runtime_status, "value", str(runtime_status)),
+        created_time=status.created_time,
+        last_updated_time=status.last_updated_time,
+        custom_status=status.custom_status,
+        output=status.output,
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, like the host's own status payload."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line, bounded summary of an SDK failure; drops the host's .NET stack trace."""
+    detail: Any = exc.args[0] if len(exc.args) == 1 else str(exc)
+    if isinstance(detail, Mapping):
+        detail = detail.get("ExceptionMessage") or detail.get("Message") or detail
+    text = " ".join(str(detail).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

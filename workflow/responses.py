@@ -1,0 +1,107 @@
+"""JSON HTTP responses, and the one table from domain exceptions to status codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import azure.functions as func
+
+from workflow.errors import (
+    AlreadyFinished,
+    AlreadyRunning,
+    BackendError,
+    BackendUnavailable,
+    InvalidKey,
+    InvalidPayload,
+    NotFound,
+    WorkflowError,
+)
+from workflow.inputs import WorkflowKey
+from workflow.lookup import WorkflowStatus
+
+ROUTE_PREFIX = "/api"
+"""The host's default ``extensions.http.routePrefix`` (also set in host.json)."""
+
+RETRY_AFTER_SECONDS = 5
+"""Polling hint sent with 202 answers; matches what the host sends for running instances."""
+
+JSON_CONTENT_TYPE = "application/json"
+
+ERROR_STATUS: Mapping[type[WorkflowError], HTTPStatus] = {
+    InvalidKey: HTTPStatus.BAD_REQUEST,
+    InvalidPayload: HTTPStatus.BAD_REQUEST,
+    NotFound: HTTPStatus.NOT_FOUND,
+    AlreadyRunning: HTTPStatus.CONFLICT,
+    AlreadyFinished: HTTPStatus.GONE,
+    BackendError: HTTPStatus.BAD_GATEWAY,
+    BackendUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+"""Every domain exception a request can raise, and the status code it becomes."""
+
+
+def check_location(key: WorkflowKey) -> str:
+    """Relative URL of the check endpoint for ``key`` (keys are URL-safe; quoting is a no-op)."""
+    return f"{ROUTE_PREFIX}/check/{quote(key.value, safe='')}"
+
+
+def json_response(
+    body: Mapping[str, Any], status: HTTPStatus, headers: Mapping[str, str] | None = None
+) -> func.HttpResponse:
+    """A JSON response; ``json.dumps`` escapes anything a client sent."""
+    return func.HttpResponse(
+        body=json.dumps(body),
+        status_code=int(status),
+        # Content-Type explicitly too: ``mimetype`` alone is not visible in ``headers``.
+        headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})},
+        mimetype=JSON_CONTENT_TYPE,
+        charset="utf-8",
+    )
+
+
+def accepted(key: WorkflowKey, body: Mapping[str, Any]) -> func.HttpResponse:
+    """202 pointing at the check endpoint, with a polling hint."""
+    return json_response(
+        body,
+        HTTPStatus.ACCEPTED,
+        {"Location": check_location(key), "Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def started(status: WorkflowStatus) -> func.HttpResponse:
+    """202 for a run that was just started."""
+    return accepted(status.key, status.to_json())
+
+
+def stopped(key: WorkflowKey) -> func.HttpResponse:
+    """202 for an event that the host accepted (the run finishes asynchronously)."""
+    return accepted(key, {"input": key.value, "instanceId": key.instance_id, "event": "Workflow"})
+
+
+def status(status: WorkflowStatus) -> func.HttpResponse:
+    """200 with the instance's status."""
+    return json_response(status.to_json(), HTTPStatus.OK)
+
+
+def error(exc: WorkflowError) -> func.HttpResponse:
+    """The response for a domain exception, per ``ERROR_STATUS``: ``{"error": ...}`` plus context.
+
+    Raises:
+        KeyError: ``exc`` is a domain exception missing from the table (a programming error).
+    """
+    code = next(ERROR_STATUS[cls] for cls in type(exc).__mro__ if cls in ERROR_STATUS)
+    body: dict[str, Any] = {"error": str(exc)}
+    headers: dict[str, str] = {}
+    if isinstance(exc, AlreadyRunning):
+        # The caller gets the existing run, as if it had asked check.
+        body.update(exc.status.to_json())
+        headers["Location"] = check_location(exc.status.key)
+    elif isinstance(exc, (NotFound, AlreadyFinished)):
+        body.update({"input": exc.key.value, "instanceId": exc.key.instance_id})
+        headers["Location"] = check_location(exc.key)
+    elif isinstance(exc, BackendUnavailable):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return json_response(body, code, headers)

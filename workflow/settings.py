@@ -1,0 +1,82 @@
+"""Names, limits and the one environment-driven setting, read once at startup.
+
+The orchestrator never reads the environment (replays must be deterministic): the timeout is
+copied into each instance's input when it starts, so changing the setting affects only runs
+started afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from workflow.errors import SettingsError
+
+ORCHESTRATOR_NAME = "workflow_orchestrator"
+"""Registered name of the orchestrator function (``start_new`` targets it)."""
+
+EVENT_NAME = "Workflow"
+"""External event that ends a workflow. The SDK matches event names case-sensitively."""
+
+TIMEOUT_ENV = "WORKFLOW_TIMEOUT_SECONDS"
+"""Environment variable: seconds to wait for the event; unset, empty or 0 = wait forever."""
+
+MAX_TIMEOUT_SECONDS = 10 * 366 * 24 * 60 * 60
+"""Upper bound (about 10 years): far beyond any use, well below ``datetime`` overflow."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration the app runs with; tests build it directly.
+
+    Guarantees: ``timeout_seconds`` is ``None`` (wait forever) or an int in
+    ``1..MAX_TIMEOUT_SECONDS``.
+    """
+
+    timeout_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        value = self.timeout_seconds
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"timeout_seconds must be an int or None, got {value!r}")
+        if not 1 <= value <= MAX_TIMEOUT_SECONDS:
+            raise SettingsError(
+                f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS} or None "
+                f"(wait forever), got {value}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``).
+
+        Raises:
+            SettingsError: ``WORKFLOW_TIMEOUT_SECONDS`` is set but is not a whole number in
+                ``0..MAX_TIMEOUT_SECONDS``; the message names the variable and the rule.
+        """
+        env = os.environ if environ is None else environ
+        return cls(timeout_seconds=parse_timeout(env.get(TIMEOUT_ENV)))
+
+
+def parse_timeout(raw: str | None) -> int | None:
+    """Parse the timeout variable: ``None``/empty/``0`` -> ``None`` (wait forever).
+
+    Raises:
+        SettingsError: not a whole number of seconds, negative, or above the maximum.
+    """
+    text = (raw or "").strip()
+    if text == "":
+        return None
+    rule = (
+        f"{TIMEOUT_ENV} must be a whole number of seconds between 0 and {MAX_TIMEOUT_SECONDS} "
+        "(empty or 0 = wait forever)"
+    )
+    # isdecimal rejects signs, decimal points and exponents that int() or float() would accept.
+    if not (text.isascii() and text.isdecimal()):
+        raise SettingsError(f"{rule}; got {text!r}")
+    seconds = int(text)
+    if seconds > MAX_TIMEOUT_SECONDS:
+        raise SettingsError(f"{rule}; got {seconds}")
+    return seconds or None
