@@ -86,13 +86,25 @@ def status(status: WorkflowStatus) -> func.HttpResponse:
     return json_response(status.to_json(), HTTPStatus.OK)
 
 
+def status_for(exc: WorkflowError) -> HTTPStatus:
+    """Look ``exc`` up in ``ERROR_STATUS`` (subclasses inherit their base's code).
+
+    Raises:
+        KeyError: ``exc`` is not a request-time domain exception (a programming error).
+    """
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    raise KeyError(f"no HTTP status for {type(exc).__name__}")
+
+
 def error(exc: WorkflowError) -> func.HttpResponse:
     """The response for a domain exception, per ``ERROR_STATUS``: ``{"error": ...}`` plus context.
 
     Raises:
         KeyError: ``exc`` is a domain exception missing from the table (a programming error).
     """
-    code = next(ERROR_STATUS[cls] for cls in type(exc).__mro__ if cls in ERROR_STATUS)
+    code = status_for(exc)
     body: dict[str, Any] = {"error": str(exc)}
     headers: dict[str, str] = {}
     if isinstance(exc, AlreadyRunning):

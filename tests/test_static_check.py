@@ -1,0 +1,124 @@
+"""Static checks of the function app, offline: what the host would reject at indexing time.
+
+Two layers: ``azure-functions-doctor`` (PyPI, pinned in requirements-dev.txt) run as a
+subprocess, and checks of our own for what it does not cover (durable binding details, the
+HTTP surface, host.json durable settings, and determinism of ``workflow/orchestrator.py``,
+which the doctor does not follow into because it only scans decorated functions' bodies).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.app_index import functions
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+DOCTOR = Path(sys.executable).parent / "azure-functions-doctor"
+
+HTTP_SURFACE = {
+    "start": ("start/{input}", {"POST", "GET"}),
+    "check": ("check/{input}", {"GET"}),
+    "stop": ("stop/{input}", {"POST", "GET"}),
+}
+
+
+def test_azure_functions_doctor_reports_no_failures() -> None:
+    assert DOCTOR.exists(), "pip install -r requirements-dev.txt (azure-functions-doctor)"
+    result = subprocess.run(
+        [str(DOCTOR), "doctor", "--path", str(APP_ROOT), "--profile", "full", "--format", "json"],
+        cwd=APP_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(result.stdout)
+    failures = [
+        f"{item['rule_id']}: {item['value']}"
+        for section in report["results"]
+        for item in section["items"]
+        if item["status"] == "fail"
+    ]
+    assert failures == []
+    assert result.returncode == 0, result.stderr
+    assert report["metadata"]["programming_model"] == "v2"
+
+
+def test_functions_index_to_exactly_the_expected_surface() -> None:
+    assert set(functions()) == {*HTTP_SURFACE, "workflow_orchestrator"}
+    for function in functions().values():
+        function_json = json.loads(function.get_function_json())
+        assert function_json["scriptFile"] == "function_app.py"
+        assert function_json["bindings"], function.get_function_name()
+
+
+@pytest.mark.parametrize("name", sorted(HTTP_SURFACE))
+def test_http_trigger_has_route_methods_and_function_auth(name: str) -> None:
+    route, methods = HTTP_SURFACE[name]
+    bindings = json.loads(functions()[name].get_function_json())["bindings"]
+    [trigger] = [b for b in bindings if b["type"] == "httpTrigger"]
+    assert trigger["route"] == route
+    assert set(trigger["methods"]) == methods
+    assert trigger["authLevel"] == "FUNCTION"
+    assert {"direction": "IN", "type": "durableClient", "name": "client"} in bindings
+    assert {"direction": "OUT", "type": "http", "name": "$return"} in bindings
+
+
+@pytest.mark.parametrize("name", sorted(HTTP_SURFACE))
+def test_durable_client_functions_are_async(name: str) -> None:
+    wrapper = functions()[name].get_user_function()
+    # The SDK's wrapper awaits the user function: a sync one fails at the first request.
+    assert inspect.iscoroutinefunction(wrapper.client_function)
+    assert list(inspect.signature(wrapper).parameters) == ["req", "client"]
+
+
+def test_orchestrator_trigger_binds_context() -> None:
+    bindings = json.loads(functions()["workflow_orchestrator"].get_function_json())["bindings"]
+    assert bindings == [{"direction": "IN", "type": "orchestrationTrigger", "name": "context"}]
+    # The SDK's handler parameter is literally named "context".
+    handler = functions()["workflow_orchestrator"].get_user_function()
+    assert list(inspect.signature(handler).parameters) == ["context"]
+
+
+def test_host_json_has_bundle_hub_and_no_overwrite_of_running_instances() -> None:
+    host = json.loads((APP_ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {
+        "id": "Microsoft.Azure.Functions.ExtensionBundle",
+        "version": "[4.*, 5.0.0)",
+    }
+    durable = host["extensions"]["durableTask"]
+    assert durable["hubName"]
+    # Start's idempotency relies on the host refusing to replace an active instance.
+    assert durable["overridableExistingInstanceStates"] == "NonRunningStates"
+    assert host["extensions"].get("http", {}).get("routePrefix", "api") == "api"
+
+
+FORBIDDEN_IN_ORCHESTRATOR = {
+    "now", "utcnow", "today", "time", "monotonic", "perf_counter", "sleep",
+    "uuid1", "uuid4", "random", "randint", "choice", "getenv", "environ", "open",
+}
+FORBIDDEN_MODULES = {"os", "time", "random", "uuid", "requests", "aiohttp", "socket", "subprocess", "asyncio"}
+
+
+def test_orchestrator_module_has_no_nondeterministic_calls() -> None:
+    tree = ast.parse((APP_ROOT / "workflow" / "orchestrator.py").read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert imported.isdisjoint(FORBIDDEN_MODULES), imported & FORBIDDEN_MODULES
+    used = {
+        node.attr if isinstance(node, ast.Attribute) else node.id
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Attribute, ast.Name))
+    }
+    assert used.isdisjoint(FORBIDDEN_IN_ORCHESTRATOR), used & FORBIDDEN_IN_ORCHESTRATOR
