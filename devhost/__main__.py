@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+from typing import Callable
 
 from devhost.host import Config, Devhost
 from devhost.loader import AppLoadError
@@ -48,6 +50,7 @@ def banner(host: Devhost) -> str:
     lines += ["", f"Task hub: {app.hub_name}    store: {host.config.database()}",
               f"Resumed {host.recovered[0]} instance(s) with pending messages and "
               f"{host.recovered[1]} pending activity call(s).",
+              f"Fast path: {', '.join(host.fastpath) or 'off'} (DEVHOST_FASTPATH=0 turns it off).",
               "Function keys are not enforced locally (as with `func start`); the deployed app "
               "requires them."]
     lines += [f"warning: {w}" for w in app.warnings]
@@ -76,7 +79,19 @@ async def serve(config: Config) -> int:
 def main(argv: list[str] | None = None) -> int:
     config, level = parse_args(argv)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(config))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(serve(config))
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (faster sockets and scheduling), unless ``DEVHOST_LOOP=asyncio``."""
+    if os.environ.get("DEVHOST_LOOP", "auto").lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

@@ -266,7 +266,10 @@ class Engine:
     def __init__(self, store: Store, app: LoadedApp, *, clock: Callable[[], float] = h.now,
                  max_activities: int = 32, cache_size: int = 20_000) -> None:
         self.store, self.app, self._clock = store, app, clock
-        self._last_time = 0.0
+        # Start from the latest time already recorded, not 0: if the wall clock stepped back
+        # while devhost was down, new OrchestratorStarted events must still not precede the
+        # ones in the histories (the SDK needs them non-decreasing).
+        self._last_time = store.latest_time()
         self._cache: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
         self._cache_size = cache_size
         self._ready: dict[str, None] = {}
@@ -325,17 +328,29 @@ class Engine:
     def _drain(self) -> None:
         self._drain_scheduled = False
         budget = 64
-        while self._ready and budget:
-            iid = next(iter(self._ready))
-            del self._ready[iid]
-            budget -= 1
-            try:
-                self.run_episode(iid)
-            except Exception:
-                # A devhost bug or a storage error: the messages stay in the inbox, so the
-                # instance is retried instead of being lost.
-                log.exception("episode of %s failed; retrying in 1 s", iid)
-                self._cache.pop(iid, None)
+        ran: list[str] = []
+        try:
+            # One transaction for the whole batch of ready episodes (each one a savepoint). It
+            # commits before this callback returns, so before any activity task or HTTP handler
+            # runs: nothing an episode did is observed before it is durable.
+            with self.store.batch():
+                while self._ready and budget:
+                    iid = next(iter(self._ready))
+                    del self._ready[iid]
+                    budget -= 1
+                    ran.append(iid)
+                    try:
+                        self.run_episode(iid)
+                    except Exception:
+                        # A devhost bug or a storage error: the messages stay in the inbox, so
+                        # the instance is retried instead of being lost.
+                        log.exception("episode of %s failed; retrying in 1 s", iid)
+                        self._cache.pop(iid, None)
+                        self.wake(iid, self.now() + 1.0)
+        except Exception:
+            log.exception("committing %d episodes failed; retrying them in 1 s", len(ran))
+            self._cache.clear()
+            for iid in ran:
                 self.wake(iid, self.now() + 1.0)
         if self._ready and not self._drain_scheduled:
             self._drain_scheduled = True

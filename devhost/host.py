@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from devhost import fastpath
 from devhost.engine import Engine
 from devhost.loader import LoadedApp, load_app, load_settings
-from devhost.management import ManagementApi
+from devhost.management import RPC_PATH, ManagementApi
 from devhost.server import DevServer
 from devhost.store import Store
 
@@ -48,6 +49,7 @@ class Devhost:
         self._runner: web.AppRunner | None = None
         self.port = config.port
         self.recovered = (0, 0)
+        self.fastpath: list[str] = []
 
     async def start(self) -> None:
         """Load the app, open the store, bind the port and resume pending work.
@@ -73,6 +75,8 @@ class Devhost:
             server.rpc_origin = f"http://127.0.0.1:{self.port}" \
                 if self.config.host in ("0.0.0.0", "127.0.0.1", "localhost", "::") \
                 else f"http://{self.config.host}:{self.port}"
+            self.fastpath = fastpath.install(management.handle,
+                                             f"{server.rpc_origin}{RPC_PATH}/")
             self.recovered = self.engine.recover()
         except BaseException:
             self.store.close()

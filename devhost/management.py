@@ -31,15 +31,23 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 
 @dataclass(frozen=True)
 class Reply:
-    """A transport-neutral HTTP reply."""
+    """A transport-neutral HTTP reply: ``value`` is its JSON body (None: empty body).
+
+    Each reply's value is built fresh, so an in-process caller may use it without the JSON
+    round trip (the body bytes are produced only for HTTP).
+    """
 
     status: int
-    body: bytes = b""
+    value: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def body(self) -> bytes:
+        return b"" if self.value is None else json.dumps(self.value).encode()
 
 
 def _json(status: int, value: Any, headers: Mapping[str, str] | None = None) -> Reply:
-    return Reply(status, json.dumps(value).encode(),
+    return Reply(status, value,
                  {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
 
 
@@ -141,8 +149,13 @@ class ManagementApi:
     # ---- dispatch ------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: Mapping[str, str],
-               headers: Mapping[str, str], body: bytes, origin: str) -> Reply:
-        """Serve one request; ``path`` is relative to the API base, still percent-encoded."""
+               headers: Mapping[str, str], body: bytes, origin: str,
+               request_url: str | None = None) -> Reply:
+        """Serve one request; ``path`` is relative to the API base, still percent-encoded.
+
+        ``request_url`` (the full URL as requested) becomes the ``Location`` of a 202 status
+        answer, as on the real host.
+        """
         parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
         method = method.upper()
         try:
@@ -157,7 +170,7 @@ class ManagementApi:
                         return self.purge_by(query)
                 elif len(parts) == 2:
                     if method == "GET":
-                        return self.status(parts[1], query)
+                        return self.status(parts[1], query, request_url)
                     if method == "DELETE":
                         return self.purge(parts[1])
                 elif len(parts) == 4 and parts[2] == "raiseEvent" and method == "POST":
@@ -219,7 +232,8 @@ class ManagementApi:
         urls = self.management_urls(origin, instance_id)
         return _json(202, urls, {"Location": urls["statusQueryGetUri"], "Retry-After": "10"})
 
-    def status(self, instance_id: str, query: Mapping[str, str]) -> Reply:
+    def status(self, instance_id: str, query: Mapping[str, str],
+               request_url: str | None = None) -> Reply:
         inst = self.store.get(instance_id)
         if inst is None:
             return Reply(404)
@@ -228,7 +242,12 @@ class ManagementApi:
                                       _flag(query, "showHistoryOutput", False))
         if inst.status in TERMINAL:
             return _json(200, payload)
-        return _json(202, payload, {"Retry-After": "5"})
+        # The host answers a live instance with 202, ``Location`` = the request URI (poll here
+        # again) and ``Retry-After: 5`` (HttpApiHandler.HandleGetStatusRequestAsync).
+        headers = {"Retry-After": "5"}
+        if request_url:
+            headers["Location"] = request_url
+        return _json(202, payload, headers)
 
     def list(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
         statuses = [s.strip() for s in query.get("runtimeStatus", "").split(",") if s.strip()]
@@ -249,6 +268,13 @@ class ManagementApi:
 
     def raise_event(self, instance_id: str, event_name: str, headers: Mapping[str, str],
                     body: bytes) -> Reply:
+        # The host answers 404/410 before it looks at the content type
+        # (HttpApiHandler.HandleRaiseEventRequestAsync); enqueue() re-checks atomically below.
+        known = self.store.get(instance_id)
+        if known is None:
+            return _error(404, f"No instance with ID '{instance_id}' found.")
+        if known.status not in LIVE:
+            return _error(410, f"The instance '{instance_id}' has already finished.")
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
         if not content_type.lower().startswith("application/json"):
             return _error(400, "Only application/json request content is supported")

@@ -131,8 +131,11 @@ class RouteTemplate:
                 pattern += sep + pieces
         self._regex = re.compile(pattern + "/?", re.IGNORECASE)
         #: Sort key: literal segments beat constrained parameters beat parameters beat optional
-        #: ones beat catch-alls, position by position (the ASP.NET precedence order).
-        self.precedence = tuple(rank) + (5,)
+        #: ones beat catch-alls, position by position (the ASP.NET precedence order). A missing
+        #: segment counts as the best rank (ASP.NET's precedence decimal has a 0 digit there), so
+        #: ``orders/{id}`` beats ``orders/{id}/{part?}`` and ``orders`` beats
+        #: ``orders/{*rest}``: a tuple that is a prefix of another sorts first.
+        self.precedence = tuple(rank)
 
     def match(self, raw_path: str) -> dict[str, str] | None:
         """Route values for ``raw_path`` (relative to the route prefix), or None."""

@@ -98,7 +98,7 @@ class DevServer:
         body = await request.read()
         reply = self.management.handle(request.method, raw[len(base):], request.query,
                                        request.headers, body,
-                                       f"{request.scheme}://{request.host}")
+                                       f"{request.scheme}://{request.host}", str(request.url))
         return _from_reply(reply)
 
     async def serve_function(self, request: web.Request) -> web.Response:

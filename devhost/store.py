@@ -220,6 +220,7 @@ class Store:
         self._lock_file.truncate()
         self._lock_file.write(str(os.getpid()))
         self._lock_file.flush()
+        self._batching = False
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
@@ -234,6 +235,17 @@ class Store:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._batching:
+            # Inside batch(): a savepoint keeps this transition all-or-nothing on its own.
+            self.db.execute("SAVEPOINT transition")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK TO transition")
+                self.db.execute("RELEASE transition")
+                raise
+            self.db.execute("RELEASE transition")
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -242,12 +254,38 @@ class Store:
             raise
         self.db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commit every transition made inside the block in one transaction (one WAL write
+        instead of one per transition). Each transition stays atomic by itself; none is durable
+        before the block ends, so nothing inside may be acknowledged to a caller until then.
+        """
+        if self._batching:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._batching = True
+        try:
+            yield
+        except BaseException:
+            self._batching = False
+            self.db.execute("ROLLBACK")
+            raise
+        self._batching = False
+        self.db.execute("COMMIT")
+
     # ---- reads -------------------------------------------------------------------------------
 
     def get(self, instance_id: str) -> Instance | None:
         row = self.db.execute("SELECT * FROM instances WHERE instance_id=?",
                               (instance_id,)).fetchone()
         return Instance.from_row(row) if row else None
+
+    def latest_time(self) -> float:
+        """The latest time any instance was created or changed (0.0 for an empty store): every
+        episode stamps ``updated_at`` with its OrchestratorStarted time."""
+        row = self.db.execute("SELECT MAX(updated_at) FROM instances").fetchone()
+        return row[0] or 0.0
 
     def history(self, instance_id: str) -> list[str]:
         """The instance's history events as JSON texts, oldest first."""

@@ -30,3 +30,21 @@ def devhost_factory(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
 def app_host(devhost_factory: Callable[..., DevhostProcess]) -> DevhostProcess:
     """The product app (this repository) served by devhost, no workflow timeout."""
     return devhost_factory(REPO, env={"WORKFLOW_TIMEOUT_SECONDS": "0"})
+
+
+@pytest.fixture(scope="module")
+def module_devhost_factory(tmp_path_factory: pytest.TempPathFactory
+                           ) -> Iterator[Callable[..., DevhostProcess]]:
+    """Like ``devhost_factory`` but shared by one test module (one start-up, ~1 s, per module);
+    tests sharing it must use fresh instance ids."""
+    started: list[DevhostProcess] = []
+    directory = tmp_path_factory.mktemp("devhost")
+
+    def start(app_dir: Path = REPO, env: dict[str, str] | None = None) -> DevhostProcess:
+        host = DevhostProcess(app_dir, directory / f"devhost{len(started)}.sqlite3", env=env)
+        started.append(host)
+        return host.start()
+
+    yield start
+    for host in started:
+        host.stop()

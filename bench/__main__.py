@@ -1,0 +1,195 @@
+"""``python -m bench``: lifecycle throughput and latency of the app on devhost, against the HTTP
+ceiling (a bare aiohttp hello world) and the DBOS peer, all measured in this run.
+
+Prints a readable table, then one JSON object on the last line. ``--size smoke`` is the small
+run CI can afford; ``--size full`` is the published one (100,000 seeded instances).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench import load
+from bench.seed import ORCHESTRATOR, seed, seed_key
+from tests.devhost_process import REPO, DevhostProcess, free_port
+
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": dict(hello=4000, lifecycles=300, unloaded=40, small=100, large=3000, checks=200,
+                  scans=2, peer=300),
+    "full": dict(hello=40000, lifecycles=4000, unloaded=300, small=100, large=100_000,
+                 checks=1000, scans=3, peer=3000),
+}
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores {model}, Python {platform.python_version()}"
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited early")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready in {timeout}s")
+
+
+def measure_hello(size: dict[str, Any], concurrencies: list[int]) -> dict[int, float]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.hello", "--port", str(port)], cwd=REPO)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/", proc)
+        asyncio.run(load.hello(f"http://127.0.0.1:{port}/", 500, 8))  # warm-up
+        return {c: asyncio.run(load.hello(f"http://127.0.0.1:{port}/", size["hello"], c)).rate
+                for c in concurrencies}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def measure_devhost(size: dict[str, Any], concurrencies: list[int], workdir: Path,
+                    env: dict[str, str]) -> dict[str, Any]:
+    host = DevhostProcess(REPO, workdir / "lifecycles.sqlite3", env=env).start()
+    try:
+        asyncio.run(load.lifecycles(host.url, 50, 4, "warm"))
+        unloaded = asyncio.run(load.lifecycles(host.url, size["unloaded"], 1, "one"))
+        loaded = {c: asyncio.run(load.lifecycles(host.url, size["lifecycles"], c, f"c{c}"))
+                  for c in concurrencies}
+    finally:
+        host.stop()
+    return {"unloaded": unloaded, "loaded": loaded}
+
+
+def measure_lookups(size: dict[str, Any], workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    db = workdir / "lookups.sqlite3"
+    results: dict[str, Any] = {}
+    seeded = 0
+    for label, total in (("small", size["small"]), ("large", size["large"])):
+        seed(str(db), seeded, total - seeded)
+        seeded = total
+        host = DevhostProcess(REPO, db, env=env).start()
+        try:
+            keys = [seed_key(i) for i in range(0, total, max(1, total // 97))]
+            asyncio.run(load.checks(host.url, keys, 50))
+            results[f"check_{label}"] = asyncio.run(load.checks(host.url, keys, size["checks"]))
+            if label == "large":
+                results["scan_large"] = asyncio.run(load.scan_checks(
+                    host.url, [seed_key(total // 2 + i) for i in range(size["scans"])],
+                    ORCHESTRATOR))
+        finally:
+            host.stop()
+    return results
+
+
+def measure_peer(size: dict[str, Any], workdir: Path, concurrency: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.peer_dbos", "--lifecycles", str(size["peer"]),
+         "--concurrency", str(concurrency), "--workdir", str(workdir / "dbos"), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"DBOS peer failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--concurrency", default="8,32,64",
+                        help="comma-separated loaded concurrencies to try (best one reported)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the DBOS peer")
+    parser.add_argument("--devhost-env", action="append", default=[],
+                        help="NAME=VALUE for the devhost process (e.g. DEVHOST_INPROC_CLIENT=0)")
+    args = parser.parse_args(argv)
+    size = SIZES[args.size]
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    env = {"WORKFLOW_TIMEOUT_SECONDS": "0"}
+    env.update(dict(kv.split("=", 1) for kv in args.devhost_env))
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = Path(tmp)
+        hello = measure_hello(size, concurrencies)
+        dh = measure_devhost(size, concurrencies, workdir, env)
+        lookups = measure_lookups(size, workdir, env)
+        peer = {} if args.no_peer else measure_peer(size, workdir, max(concurrencies))
+
+    best_c, best = max(dh["loaded"].items(), key=lambda kv: kv[1].rate)
+    hello_rps = max(hello.values())
+    one = dh["unloaded"]
+    result: dict[str, Any] = {
+        "size": args.size,
+        "machine": machine(),
+        "hello_rps": round(hello_rps, 1),
+        "lifecycles_per_s": round(best.rate, 1),
+        "best_concurrency": best_c,
+        "hello_per_lifecycle": round(hello_rps / best.rate, 2),
+        "start_p50_ms": round(load.percentile(one.start, 0.5), 3),
+        "start_p99_ms": round(load.percentile(one.start, 0.99), 3),
+        "stop_to_completed_p50_ms": round(load.percentile(one.stop_to_completed, 0.5), 3),
+        "stop_to_completed_p99_ms": round(load.percentile(one.stop_to_completed, 0.99), 3),
+        "loaded_start_p50_ms": round(load.percentile(best.start, 0.5), 3),
+        "loaded_start_p99_ms": round(load.percentile(best.start, 0.99), 3),
+        "loaded_stop_to_completed_p50_ms": round(load.percentile(best.stop_to_completed, 0.5), 3),
+        "loaded_stop_to_completed_p99_ms": round(load.percentile(best.stop_to_completed, 0.99), 3),
+        "check_p50_ms_small": round(load.percentile(lookups["check_small"].check, 0.5), 3),
+        "check_p50_ms_large": round(load.percentile(lookups["check_large"].check, 0.5), 3),
+        "scan_check_p50_ms_large": round(load.percentile(lookups["scan_large"].check, 0.5), 1),
+        "instances_small": size["small"],
+        "instances_large": size["large"],
+    }
+    result.update({k: round(v, 3) for k, v in peer.items()})
+    print()
+    print(f"Machine: {result['machine']}   size: {args.size}")
+    print(f"{'measure':46} {'value':>12}")
+    print(f"{'bare aiohttp hello (req/s), per concurrency':46} "
+          + "  ".join(f"c{c}={r:,.0f}" for c, r in hello.items()))
+    print(f"{'lifecycles/s, per concurrency':46} "
+          + "  ".join(f"c{c}={r.rate:,.0f}" for c, r in dh["loaded"].items()))
+    rows = [
+        ("hello_rps (best)", f"{hello_rps:,.0f}"),
+        (f"lifecycles_per_s (best, c={best_c})", f"{best.rate:,.1f}"),
+        ("hello_rps / lifecycles_per_s (goal <= 15)", f"{hello_rps / best.rate:.2f}"),
+        ("start p50 / p99 ms, unloaded", f"{result['start_p50_ms']:.2f} / {result['start_p99_ms']:.2f}"),
+        ("stop->Completed p50 / p99 ms, unloaded",
+         f"{result['stop_to_completed_p50_ms']:.2f} / {result['stop_to_completed_p99_ms']:.2f}"),
+        (f"start p50 / p99 ms, c={best_c}",
+         f"{result['loaded_start_p50_ms']:.2f} / {result['loaded_start_p99_ms']:.2f}"),
+        (f"stop->Completed p50 / p99 ms, c={best_c}",
+         f"{result['loaded_stop_to_completed_p50_ms']:.2f} / "
+         f"{result['loaded_stop_to_completed_p99_ms']:.2f}"),
+        (f"check p50 ms, {size['small']:,} instances", f"{result['check_p50_ms_small']:.2f}"),
+        (f"check p50 ms, {size['large']:,} instances", f"{result['check_p50_ms_large']:.2f}"),
+        (f"original scan check p50 ms, {size['large']:,}", f"{result['scan_check_p50_ms_large']:,.1f}"),
+    ]
+    if peer:
+        rows += [("DBOS peer lifecycles/s", f"{peer['peer_dbos_lifecycles_per_s']:,.1f}"),
+                 ("DBOS peer send->done p50 ms", f"{peer['peer_dbos_send_to_done_p50_ms']:.2f}")]
+    for name, value in rows:
+        print(f"{name:46} {value:>12}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

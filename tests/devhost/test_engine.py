@@ -1,0 +1,197 @@
+"""The engine in-process, on a fake clock: what cannot be waited for in real time.
+
+The engine is built directly (``Store`` + ``index_app`` + ``Engine(clock=...)`` +
+``ManagementApi``); the app is a DFApp defined here (``load_app`` would import a module named
+``function_app`` and chdir, clobbering the product app's tests in this process). Time only moves
+when a test advances the clock and calls :meth:`Engine.poll`; episodes run on the test's loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import azure.durable_functions as df
+import azure.functions as func
+import pytest
+
+from devhost.engine import Engine
+from devhost.history import parse_timestamp
+from devhost.loader import index_app
+from devhost.management import ManagementApi
+from devhost.store import Store
+
+DAY = 86400.0
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc).timestamp()
+ORIGIN = "http://127.0.0.1:7071"
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.orchestration_trigger(context_name="context")
+def long_nap(context: df.DurableOrchestrationContext):
+    began = context.current_utc_datetime
+    yield context.create_timer(began + timedelta(days=context.get_input()))
+    return (context.current_utc_datetime - began).total_seconds()
+
+
+@app.orchestration_trigger(context_name="context")
+def ticks(context: df.DurableOrchestrationContext):
+    seen = []
+    for _ in range(context.get_input()):
+        yield context.wait_for_external_event("Tick")
+        seen.append(context.current_utc_datetime.isoformat())
+    return seen
+
+
+@app.orchestration_trigger(context_name="context")
+def deadline(context: df.DurableOrchestrationContext):
+    yield context.create_timer(context.current_utc_datetime + timedelta(hours=1))
+    return "due"
+
+
+LOADED = index_app(app, str(Path(__file__).parent),
+                   {"extensions": {"durableTask": {"hubName": "EngineHub"}}})
+
+
+class FakeClock:
+    """Epoch seconds that move only when told to (and may be told to go backwards)."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Harness:
+    """One store + engine + management API on a database file that outlives restarts."""
+
+    def __init__(self, path: Path, clock: FakeClock) -> None:
+        self.path, self.clock = path, clock
+        self.store = Store(str(path))
+        self.engine = Engine(self.store, LOADED, clock=clock)
+        self.api = ManagementApi(self.store, self.engine, LOADED)
+
+    async def settle(self) -> None:
+        """Let scheduled episodes run (they are loop callbacks, no real time passes)."""
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def tick(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.engine.poll()
+        await self.settle()
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = b"" if body is None else json.dumps(body).encode()
+        reply = self.api.handle(method, path, {}, {"Content-Type": "application/json"}, data,
+                                ORIGIN)
+        return reply.status, json.loads(reply.body) if reply.body else None
+
+    async def start(self, name: str, value: Any, instance_id: str) -> None:
+        """Start as the Python client does: the body is the JSON of the ``df_dumps`` text."""
+        encoded = None if value is None else json.dumps(value)
+        assert self.call("POST", f"/orchestrators/{name}/{instance_id}", encoded)[0] == 202
+        await self.settle()
+
+    def status(self, instance_id: str) -> dict[str, Any]:
+        code, body = self.call("GET", f"/instances/{instance_id}")
+        assert code in (200, 202), code
+        return body
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        return [json.loads(text) for text in self.store.history(instance_id)]
+
+    async def close(self) -> None:
+        await self.engine.close()
+        self.store.close()
+
+    async def restart(self) -> None:
+        """What a process restart does: drop all memory, reopen the file, recover."""
+        await self.close()
+        self.store = Store(str(self.path))
+        self.engine = Engine(self.store, LOADED, clock=self.clock)
+        self.api = ManagementApi(self.store, self.engine, LOADED)
+        self.engine.recover()
+        await self.settle()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path / "engine.sqlite3", FakeClock())
+    yield h
+    await h.close()
+
+
+def _timer_fire_times(history: list[dict[str, Any]]) -> list[float]:
+    return [parse_timestamp(ev["FireAt"]) - T0 for ev in history if ev["EventType"] == 10]
+
+
+async def test_ten_day_timer_is_split_into_3_day_timers_and_fires_only_after_10_days(
+        harness: Harness) -> None:
+    await harness.start("long_nap", 10, "nap")
+    assert harness.status("nap")["runtimeStatus"] == "Running"
+    assert _timer_fire_times(harness.history("nap")) == [3 * DAY]
+
+    await harness.tick(3 * DAY)
+    await harness.tick(3 * DAY)
+    assert _timer_fire_times(harness.history("nap")) == [3 * DAY, 6 * DAY, 10 * DAY]
+    await harness.tick(4 * DAY - 1)
+    assert harness.status("nap")["runtimeStatus"] == "Running"  # one second early
+
+    await harness.tick(1)
+    status = harness.status("nap")
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == 10 * DAY
+
+
+async def test_long_timer_is_rearmed_after_the_store_is_closed_and_reopened(
+        harness: Harness) -> None:
+    await harness.start("long_nap", 10, "nap")
+    await harness.tick(3 * DAY)
+    await harness.restart()
+    assert harness.status("nap")["runtimeStatus"] == "Running"
+
+    harness.clock.advance(3 * DAY)
+    await harness.restart()  # down while the second 3-day timer came due: fires on recovery
+    assert _timer_fire_times(harness.history("nap")) == [3 * DAY, 6 * DAY, 10 * DAY]
+    await harness.tick(4 * DAY)
+    assert harness.status("nap")["output"] == 10 * DAY
+
+
+async def test_timer_does_not_fire_before_its_due_time(harness: Harness) -> None:
+    await harness.start("deadline", None, "d")
+    await harness.tick(3600 - 0.001)
+    assert harness.status("d")["runtimeStatus"] == "Running"
+    await harness.tick(0.001)
+    assert harness.status("d")["output"] == "due"
+
+
+async def test_orchestrator_started_timestamps_never_decrease_even_if_the_clock_does(
+        harness: Harness) -> None:
+    await harness.start("ticks", 3, "t")
+    harness.clock.advance(-3600)  # wall clock stepped back (NTP, VM resume)
+    assert harness.call("POST", "/instances/t/raiseEvent/Tick", 1)[0] == 202
+    await harness.settle()
+    harness.clock.advance(-3600)
+    await harness.restart()  # a fresh engine must not forget how late it already was
+    assert harness.call("POST", "/instances/t/raiseEvent/Tick", 2)[0] == 202
+    await harness.settle()
+    await harness.tick(10)
+    assert harness.call("POST", "/instances/t/raiseEvent/Tick", 3)[0] == 202
+    await harness.settle()
+
+    status = harness.status("t")
+    assert status["runtimeStatus"] == "Completed"
+    started = [parse_timestamp(ev["Timestamp"]) for ev in harness.history("t")
+               if ev["EventType"] == 12]
+    assert len(started) == 4
+    assert started == sorted(started)
+    seen = [datetime.fromisoformat(s).timestamp() for s in status["output"]]
+    assert seen == sorted(seen)
