@@ -3,6 +3,7 @@
     POST|GET /api/start/{input}  -> 202 started | 409 already active | 400 bad key
     GET      /api/check/{input}  -> 200 status  | 404 never started  | 400 bad key
     POST|GET /api/stop/{input}   -> 202 raised  | 404 unknown | 410 finished | 400 bad key/body
+    GET      /api/openapi.json   -> 200 the OpenAPI description of the above (anonymous)
 
 Errors are JSON ``{"error": ...}``; 502/503 when the durable backend fails or is unreachable.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from workflow import endpoints, orchestrator
+from workflow import endpoints, openapi, orchestrator
 from workflow.settings import Settings
 
 # Read once at startup: an invalid WORKFLOW_TIMEOUT_SECONDS stops indexing with a clear error
@@ -40,9 +41,16 @@ async def check(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
 @app.route(route="stop/{input}", methods=[func.HttpMethod.POST, func.HttpMethod.GET])
 @app.durable_client_input(client_name="client")
 async def stop(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    return await endpoints.stop(req, client)
+    return await endpoints.stop(req, client, SETTINGS)
 
 
 @app.orchestration_trigger(context_name="context")
 def workflow_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     return orchestrator.workflow_orchestrator(context)
+
+
+@app.route(
+    route=openapi.DOCUMENT_ROUTE, methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS
+)
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return openapi.http_response()

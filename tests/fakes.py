@@ -104,6 +104,9 @@ class FakeDurableClient:
 
     def __init__(self, now: datetime = T0) -> None:
         self.now = now
+        # Like the host, run the orchestrator when an event arrives (see ``_process``); a test
+        # turns this off to keep a run live, e.g. to stage a stop that is never confirmed.
+        self.process_events = True
         self.instances: dict[str, FakeInstance] = {}
         self.calls: list[tuple[str, str]] = []
         self.before_start_new: Callable[[], None] | None = None
@@ -122,7 +125,9 @@ class FakeDurableClient:
         instance = FakeInstance(
             instance_id=instance_id,
             name=fields.pop("name", "workflow_orchestrator"),
-            input_text=fields.pop("input_text", None),
+            # What the app's start would have stored, so the orchestrator can replay it.
+            input_text=fields.pop("input_text", df_dumps(
+                {"key": instance_id.removeprefix("workflow-"), "timeoutSeconds": None})),
             created_time=self.now,
             last_updated_time=self.now,
             runtime_status=runtime_status,
@@ -180,7 +185,26 @@ class FakeDurableClient:
         # The host stores the parsed request body re-serialized: EventRaised.Input.
         instance.events.append((event_name, json.dumps(body)))
         instance.last_updated_time = self.now
+        if self.process_events and instance.name == "workflow_orchestrator":
+            self._process(instance)
         return 202, None
+
+    def _process(self, instance: FakeInstance) -> None:
+        """What the host does next: replay the app's real orchestrator over a history of the
+        instance's start and every event raised so far (one episode), and apply its outcome."""
+        from tests.app_index import replay
+        from tests.histories import History
+
+        history = History(json.loads(instance.input_text or "null"),
+                          instance_id=instance.instance_id, started_at=self.now)
+        for name, input_text in instance.events:
+            history.event_raised(input_text, name)
+        state = replay(history.context())
+        if state.get("customStatus") is not None:
+            instance.custom_status = state["customStatus"]
+        instance.runtime_status = "Completed" if state["isDone"] else "Running"
+        if state["isDone"]:
+            instance.output = state.get("output")
 
     # -- the DurableOrchestrationClient surface, with the SDK 1.7.0 translations ------------
 

@@ -66,7 +66,7 @@ async def check(fake: Any, key: str = "aaron") -> func.HttpResponse:
 
 
 async def stop(fake: Any, key: str = "aaron", body: bytes = b"", method: str = "POST") -> func.HttpResponse:
-    return await endpoints.stop(request("stop", key, method, body), fake)
+    return await endpoints.stop(request("stop", key, method, body), fake, SETTINGS)
 
 
 # -- start -----------------------------------------------------------------------------------
@@ -167,13 +167,18 @@ async def test_stop_returns_202_and_delivers_the_body_as_payload(fake: FakeDurab
     assert response.status_code == 202
     assert response.headers["Location"] == "/api/check/aaron"
     assert parsed(response)["instanceId"] == "workflow-aaron"
-    assert fake.instances["workflow-aaron"].events == [("Workflow", json.dumps(json.dumps({"approved": True})))]
+    body = parsed(response)
+    assert body["confirmed"] is True
+    assert body["output"] == {"outcome": "stopped", "event": {"approved": True}}
+    [(name, text)] = fake.instances["workflow-aaron"].events
+    assert name == "Workflow" and json.loads(json.loads(text))["payload"] == {"approved": True}
 
 
 async def test_stop_with_empty_body_sends_null(fake: FakeDurableClient) -> None:
     fake.seed("workflow-aaron", "Running")
     assert (await stop(fake, method="GET")).status_code == 202
-    assert fake.instances["workflow-aaron"].events == [("Workflow", json.dumps("null"))]
+    [(_, text)] = fake.instances["workflow-aaron"].events
+    assert json.loads(json.loads(text))["payload"] is None
 
 
 async def test_stop_unknown_key_is_404(fake: FakeDurableClient) -> None:

@@ -7,6 +7,7 @@ the fake's quirks are the SDK's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,14 @@ import pytest
 
 from tests.fakes import FakeDurableClient, FakeHostTransport, df_dumps
 from workflow import lookup
-from workflow.errors import AlreadyFinished, AlreadyRunning, BackendError, BackendUnavailable, NotFound
+from workflow.errors import (
+    AlreadyFinished,
+    AlreadyRunning,
+    BackendError,
+    BackendUnavailable,
+    NotFound,
+    StopConflict,
+)
 from workflow.inputs import parse_key
 from workflow.settings import EVENT_NAME, ORCHESTRATOR_NAME, Settings
 
@@ -131,19 +139,73 @@ async def test_start_failure_message_drops_the_host_stack_trace(door: Door) -> N
     assert "Secret.Internals" not in str(caught.value)
 
 
+def raised_events(door: Door) -> list[tuple[str, Any]]:
+    """The events the host stored, decoded back to the data the client passed."""
+    return [(name, json.loads(json.loads(text)))
+            for name, text in door.host.instances["workflow-aaron"].events]
+
+
 async def test_stop_delivers_payload_double_encoded_like_the_sdk(door: Door) -> None:
     door.host.seed("workflow-aaron", "Running")
-    await lookup.stop(door.client, KEY, {"approved": True})
-    assert door.host.instances["workflow-aaron"].events == [
-        (EVENT_NAME, json.dumps(json.dumps({"approved": True})))
-    ]
-    assert door.host.calls == [("raise_event", "workflow-aaron")]
+    await lookup.stop(door.client, KEY, {"approved": True}, Settings())
+    [(name, data)] = raised_events(door)
+    assert name == EVENT_NAME
+    assert data["payload"] == {"approved": True}
+    assert door.host.calls[0] == ("raise_event", "workflow-aaron")
+    assert all(call == ("get_status", "workflow-aaron") for call in door.host.calls[1:])
 
 
 async def test_stop_without_payload_sends_null(door: Door) -> None:
     door.host.seed("workflow-aaron", "Running")
-    await lookup.stop(door.client, KEY, None)
-    assert door.host.instances["workflow-aaron"].events == [(EVENT_NAME, json.dumps("null"))]
+    await lookup.stop(door.client, KEY, None, Settings())
+    [(_, data)] = raised_events(door)
+    assert data["payload"] is None
+
+
+async def test_stop_returns_the_finished_run_when_its_event_ended_it(door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running")
+    finished = await lookup.stop(door.client, KEY, {"n": 1}, Settings())
+    assert finished is not None
+    assert finished.runtime_status == "Completed"
+    assert finished.output == {"outcome": "stopped", "event": {"n": 1}}
+    [(_, data)] = raised_events(door)
+    assert finished.custom_status["stoppedBy"] == data["stopId"]
+
+
+async def test_of_two_concurrent_stops_exactly_one_wins_and_the_other_conflicts(door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running")
+    door.host.process_events = False  # both events arrive before the orchestrator runs
+    first = asyncio.create_task(lookup.stop(door.client, KEY, {"n": 1}, Settings()))
+    second = asyncio.create_task(lookup.stop(door.client, KEY, {"n": 2}, Settings()))
+    while len(door.host.instances["workflow-aaron"].events) < 2:
+        await asyncio.sleep(0.001)
+    door.host._process(door.host.instances["workflow-aaron"])
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    winners = [r for r in results if isinstance(r, lookup.WorkflowStatus)]
+    losers = [r for r in results if isinstance(r, StopConflict)]
+    assert len(winners) == 1 and len(losers) == 1
+    assert winners[0].output == {"outcome": "stopped", "event": {"n": 1}}
+
+
+async def test_stop_that_loses_to_the_timeout_is_gone_with_the_outcome(door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running")
+    door.host.process_events = False
+    pending = asyncio.create_task(lookup.stop(door.client, KEY, None, Settings()))
+    while not door.host.instances["workflow-aaron"].events:
+        await asyncio.sleep(0.001)
+    door.host.instances["workflow-aaron"].custom_status = {"waitingFor": None, "outcome": "timed_out"}
+    door.host.finish("workflow-aaron", output={"outcome": "timed_out"})
+    with pytest.raises(AlreadyFinished) as caught:
+        await pending
+    assert caught.value.status is not None
+    assert caught.value.status.output == {"outcome": "timed_out"}
+
+
+async def test_stop_not_processed_within_the_confirm_window_is_unconfirmed(door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running")
+    door.host.process_events = False
+    assert await lookup.stop(door.client, KEY, None, Settings(stop_confirm_seconds=0.05)) is None
+    assert len(door.host.instances["workflow-aaron"].events) == 1
 
 
 @pytest.mark.parametrize("runtime_status", ["Pending", "Suspended"])
@@ -151,20 +213,20 @@ async def test_stop_is_accepted_before_the_orchestrator_runs_or_while_suspended(
     door: Door, runtime_status: str
 ) -> None:
     door.host.seed("workflow-aaron", runtime_status)
-    await lookup.stop(door.client, KEY, "x")
+    await lookup.stop(door.client, KEY, "x", Settings())
     assert len(door.host.instances["workflow-aaron"].events) == 1
 
 
 async def test_stop_unknown_key_is_not_found(door: Door) -> None:
     with pytest.raises(NotFound):
-        await lookup.stop(door.client, KEY, None)
+        await lookup.stop(door.client, KEY, None, Settings())
 
 
 @pytest.mark.parametrize("runtime_status", FINISHED)
 async def test_stop_finished_run_is_gone(door: Door, runtime_status: str) -> None:
     door.host.seed("workflow-aaron", runtime_status)
     with pytest.raises(AlreadyFinished):
-        await lookup.stop(door.client, KEY, None)
+        await lookup.stop(door.client, KEY, None, Settings())
 
 
 @pytest.mark.parametrize(
@@ -185,7 +247,7 @@ async def test_unreachable_backend_is_reported_as_unavailable(
     calls = {
         "find": lambda: lookup.find(door.client, KEY),
         "start": lambda: lookup.start(door.client, KEY, Settings()),
-        "stop": lambda: lookup.stop(door.client, KEY, None),
+        "stop": lambda: lookup.stop(door.client, KEY, None, Settings()),
     }
     with pytest.raises(BackendUnavailable, match="durable backend unavailable"):
         await calls[operation]()
@@ -194,11 +256,11 @@ async def test_unreachable_backend_is_reported_as_unavailable(
 async def test_unexpected_backend_answer_is_a_backend_error(door: Door) -> None:
     door.host.fail_next(Exception("Webhook returned unrecognized status code 503"))
     with pytest.raises(BackendError, match="unrecognized status code 503"):
-        await lookup.stop(door.client, KEY, None)
+        await lookup.stop(door.client, KEY, None, Settings())
 
 
 async def test_other_instances_not_found_message_is_not_mistaken_for_ours(door: Door) -> None:
     # Only the exact text for *our* instance id means 404; anything else is unexpected.
     door.host.fail_next(Exception("No instance with ID workflow-someone-else found."))
     with pytest.raises(BackendError):
-        await lookup.stop(door.client, KEY, None)
+        await lookup.stop(door.client, KEY, None, Settings())

@@ -13,7 +13,7 @@ import pytest
 
 from tests.app_index import replay
 from tests.histories import T0, History, after, fire_at
-from workflow.orchestrator import normalize_event_payload
+from workflow.orchestrator import normalize_event_payload, stop_event
 
 GOLDEN = Path(__file__).parent / "golden"
 HOUR = {"key": "aaron", "timeoutSeconds": 3600}
@@ -81,7 +81,29 @@ def test_event_completes_the_run_with_the_payload() -> None:
     response = replay(history.context())
     assert response["isDone"] is True
     assert response["output"] == {"outcome": "stopped", "event": {"approved": True}}
-    assert response["customStatus"] == {"waitingFor": None, "outcome": "stopped"}
+    assert response["customStatus"] == {"waitingFor": None, "outcome": "stopped", "stoppedBy": None}
+
+
+def test_stop_event_from_the_app_names_the_winning_request_and_unwraps_the_payload() -> None:
+    stop_id = "0123456789abcdef0123456789abcdef"
+    history = waiting_for_hour().start_episode(after(T0, minutes=5))
+    history.event_from_client(stop_event(stop_id, {"approved": True}))
+    history.event_from_client(stop_event("f" * 32, {"approved": False}))
+    response = replay(history.context())
+    assert response["output"] == {"outcome": "stopped", "event": {"approved": True}}
+    assert response["customStatus"]["stoppedBy"] == stop_id
+
+
+@pytest.mark.parametrize("data", [
+    {"stopId": "not-hex", "payload": 1},
+    {"stopId": "0123456789abcdef0123456789abcdef", "payload": 1, "extra": 2},
+    {"stopId": 5, "payload": 1},
+])
+def test_event_that_only_resembles_a_stop_event_is_delivered_whole(data: Any) -> None:
+    history = waiting_for_hour().start_episode(after(T0, minutes=5)).event_from_webhook(data)
+    response = replay(history.context())
+    assert response["output"] == {"outcome": "stopped", "event": data}
+    assert response["customStatus"]["stoppedBy"] is None
 
 
 def test_event_wins_and_cancels_the_timer() -> None:

@@ -17,6 +17,7 @@ REQUEST_ERRORS = {
     errors.InvalidPayload("bad"): HTTPStatus.BAD_REQUEST,
     errors.NotFound(KEY): HTTPStatus.NOT_FOUND,
     errors.AlreadyRunning(WorkflowStatus(KEY, KEY.instance_id, "Running")): HTTPStatus.CONFLICT,
+    errors.StopConflict(WorkflowStatus(KEY, KEY.instance_id, "Completed")): HTTPStatus.CONFLICT,
     errors.AlreadyFinished(KEY): HTTPStatus.GONE,
     errors.BackendError("bad"): HTTPStatus.BAD_GATEWAY,
     errors.BackendUnavailable("down"): HTTPStatus.SERVICE_UNAVAILABLE,

@@ -43,13 +43,14 @@ async def check(req: func.HttpRequest, client: OrchestrationClient) -> func.Http
         return responses.error(exc)
 
 
-async def stop(req: func.HttpRequest, client: OrchestrationClient) -> func.HttpResponse:
-    """Raise the event with the request's JSON body: 202, 404 unknown, 410 finished, 400 bad input."""
+async def stop(req: func.HttpRequest, client: OrchestrationClient, settings: Settings) -> func.HttpResponse:
+    """Raise the event with the request's JSON body: 202 this stop ended the run (or is still on
+    its way), 409 another stop ended it first, 404 unknown, 410 finished, 400 bad input."""
     try:
         key = parse_key(req.route_params.get(ROUTE_PARAMETER))
         payload = parse_payload(req.get_body())
-        await lookup.stop(client, key, payload)
-        return responses.stopped(key)
+        finished = await lookup.stop(client, key, payload, settings)
+        return responses.stopped(key, finished)
     except WorkflowError as exc:
         return responses.error(exc)
 

@@ -49,14 +49,19 @@ class AlreadyRunning(WorkflowError):
 
 
 class AlreadyFinished(WorkflowError):
-    """The workflow for this key has finished, so it can no longer receive the event."""
+    """The workflow for this key has finished, so it can no longer receive the event.
 
-    def __init__(self, key: WorkflowKey) -> None:
+    ``status`` is set when the run was seen finishing for another reason (its timeout) while
+    this request's event was on its way.
+    """
+
+    def __init__(self, key: WorkflowKey, status: WorkflowStatus | None = None) -> None:
         super().__init__(
             f"the workflow for key {key.value!r} has already finished "
             "(completed, failed or terminated); start it again to run a new one"
         )
         self.key = key
+        self.status = status
 
 
 class BackendError(WorkflowError):
@@ -65,3 +70,14 @@ class BackendError(WorkflowError):
 
 class BackendUnavailable(WorkflowError):
     """The durable backend could not be reached (connection refused, reset or timed out)."""
+
+
+class StopConflict(WorkflowError):
+    """Another stop request's event ended the workflow first; this one changed nothing."""
+
+    def __init__(self, status: WorkflowStatus) -> None:
+        super().__init__(
+            f"another stop request ended the workflow for key {status.key.value!r} first; "
+            "this request's event was not used"
+        )
+        self.status = status

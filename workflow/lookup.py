@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,8 +25,10 @@ from workflow.errors import (
     BackendError,
     BackendUnavailable,
     NotFound,
+    StopConflict,
 )
 from workflow.inputs import WorkflowKey
+from workflow.orchestrator import stop_event
 from workflow.settings import EVENT_NAME, ORCHESTRATOR_NAME, Settings
 
 logger = logging.getLogger(__name__)
@@ -47,6 +51,11 @@ _RAISE_EVENT_GONE = "Instance with ID {} is gone: either completed or failed"
 
 # What a dead or unreachable host looks like from the SDK's aiohttp transport. OSError covers
 # ConnectionRefusedError and aiohttp's connector errors raised below the ClientError layer.
+# Polling while a stop waits for its verdict: the first read comes almost at once (a local host
+# finishes the run within milliseconds), later ones back off to spare a remote backend.
+_FIRST_POLL_SECONDS = 0.002
+_MAX_POLL_SECONDS = 0.25
+
 _CONNECTION_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
 
 
@@ -177,20 +186,31 @@ async def start(client: OrchestrationClient, key: WorkflowKey, settings: Setting
     )
 
 
-async def stop(client: OrchestrationClient, key: WorkflowKey, payload: Any) -> None:
-    """Raise the ``Workflow`` event on ``key``'s instance with ``payload`` as its data.
+async def stop(
+    client: OrchestrationClient, key: WorkflowKey, payload: Any, settings: Settings
+) -> WorkflowStatus | None:
+    """Raise the ``Workflow`` event on ``key``'s instance, then learn whether it ended the run.
 
-    One ``raise_event`` call and no pre-read: the host's answer already distinguishes the cases,
-    and a pre-read would only add a race. Pending and Suspended instances accept the event; it
-    is buffered until the orchestrator waits for it.
+    The event carries ``payload`` and a fresh stop id (``orchestrator.stop_event``); the
+    orchestrator waits once, so exactly one event wins and its id becomes the run's
+    ``customStatus.stoppedBy``. Concurrent stops all reach the host (it accepts every event for
+    a live instance), so this point-reads the run until it finishes to tell the winner from the
+    losers. The host's own ``wait_for_completion...`` helper returns only the output, which
+    does not name the winner, hence the small loop here.
+
+    Returns: the finished run when this request's event ended it; ``None`` when the run was
+    still live after ``settings.stop_confirm_seconds`` (the event is durable and will be
+    processed, but whether it wins is not known yet).
 
     Raises:
         NotFound: no instance exists for ``key``.
-        AlreadyFinished: the instance has completed, failed, been terminated or canceled.
+        AlreadyFinished: the instance had already finished, or its timeout ended it first.
+        StopConflict: another stop request's event ended the run first.
         BackendUnavailable, BackendError: as for ``find``.
     """
+    stop_id = uuid.uuid4().hex
     try:
-        await client.raise_event(key.instance_id, EVENT_NAME, payload)
+        await client.raise_event(key.instance_id, EVENT_NAME, stop_event(stop_id, payload))
     except _CONNECTION_ERRORS as exc:
         raise BackendUnavailable(f"durable backend unavailable: {_describe(exc)}") from exc
     except Exception as exc:
@@ -201,6 +221,25 @@ async def stop(client: OrchestrationClient, key: WorkflowKey, payload: Any) -> N
             raise AlreadyFinished(key) from exc
         raise BackendError(f"durable backend refused the event: {_describe(exc)}") from exc
     logger.info("raised %s on workflow %s", EVENT_NAME, key.instance_id)
+
+    deadline = time.monotonic() + settings.stop_confirm_seconds
+    delay = _FIRST_POLL_SECONDS
+    while True:
+        status = await find(client, key)
+        if status is None:
+            raise NotFound(key)  # purged meanwhile
+        if not status.is_active:
+            stopped_by = status.custom_status.get("stoppedBy") \
+                if isinstance(status.custom_status, Mapping) else None
+            if stopped_by == stop_id:
+                return status
+            if stopped_by is not None:
+                raise StopConflict(status)
+            raise AlreadyFinished(key, status)
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _MAX_POLL_SECONDS)
 
 
 def _from_sdk(key: WorkflowKey, status: DurableOrchestrationStatus) -> WorkflowStatus:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,6 +23,23 @@ logger = logging.getLogger(__name__)
 
 OUTCOME_STOPPED = "stopped"
 OUTCOME_TIMED_OUT = "timed_out"
+
+_STOP_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def stop_event(stop_id: str, payload: Any) -> dict[str, Any]:
+    """The event data the app's stop endpoint raises: the caller's payload plus the id of the
+    request, so that exactly one of several concurrent stops learns that it won."""
+    return {"stopId": stop_id, "payload": payload}
+
+
+def open_stop_event(data: Any) -> tuple[str | None, Any]:
+    """``(stop id, payload)`` of event data; data that is not :func:`stop_event`'s shape (an
+    event posted straight to the host's webhook) is the payload itself, with no stop id."""
+    if isinstance(data, dict) and data.keys() == {"stopId", "payload"} \
+            and isinstance(data["stopId"], str) and _STOP_ID.fullmatch(data["stopId"]):
+        return data["stopId"], data["payload"]
+    return None, data
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,8 @@ def workflow_orchestrator(
         - Output is ``{"outcome": "stopped", "event": <payload>}`` or ``{"outcome": "timed_out"}``;
           exactly one, even when the event and the timer land in the same episode.
         - ``event`` equals the JSON the caller sent to the stop endpoint (see
-          ``normalize_event_payload``).
+          ``normalize_event_payload`` and ``open_stop_event``); the final custom status names
+          the stop request that won (``stoppedBy``), so concurrent stops learn which one did.
         - An event raised before the orchestrator first ran is not lost (the SDK buffers it).
         - The event is awaited once per instance: SDK bug #507 would hand a buffered event to
           every later wait for the same name.
@@ -79,22 +98,26 @@ def workflow_orchestrator(
         logger.info("workflow %s waiting for %s until %s", request.key, EVENT_NAME, _iso(deadline) or "forever")
 
     event = context.wait_for_external_event(EVENT_NAME)
+    stopped = True
     if deadline is None:
-        payload = yield event
-        output = {"outcome": OUTCOME_STOPPED, "event": normalize_event_payload(payload)}
+        yield event
     else:
         timer = context.create_timer(deadline)
         winner = yield context.task_any([event, timer])
-        if winner == event:
+        stopped = winner == event
+        if stopped and not timer.is_completed:
             # A pending timer would otherwise keep a durable timer message alive for up to the
             # whole timeout; the host drops it once it sees isCanceled.
-            if not timer.is_completed:
-                timer.cancel()
-            output = {"outcome": OUTCOME_STOPPED, "event": normalize_event_payload(event.result)}
-        else:
-            output = {"outcome": OUTCOME_TIMED_OUT}
+            timer.cancel()
+    if stopped:
+        stop_id, payload = open_stop_event(normalize_event_payload(event.result))
+        output = {"outcome": OUTCOME_STOPPED, "event": payload}
+        final_status = {"waitingFor": None, "outcome": OUTCOME_STOPPED, "stoppedBy": stop_id}
+    else:
+        output = {"outcome": OUTCOME_TIMED_OUT}
+        final_status = {"waitingFor": None, "outcome": OUTCOME_TIMED_OUT}
 
-    context.set_custom_status({"waitingFor": None, "outcome": output["outcome"]})
+    context.set_custom_status(final_status)
     if not context.is_replaying:
         logger.info("workflow %s finished: %s", request.key, output["outcome"])
     return output

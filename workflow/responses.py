@@ -18,6 +18,7 @@ from workflow.errors import (
     InvalidKey,
     InvalidPayload,
     NotFound,
+    StopConflict,
     WorkflowError,
 )
 from workflow.inputs import WorkflowKey
@@ -36,6 +37,7 @@ ERROR_STATUS: Mapping[type[WorkflowError], HTTPStatus] = {
     InvalidPayload: HTTPStatus.BAD_REQUEST,
     NotFound: HTTPStatus.NOT_FOUND,
     AlreadyRunning: HTTPStatus.CONFLICT,
+    StopConflict: HTTPStatus.CONFLICT,
     AlreadyFinished: HTTPStatus.GONE,
     BackendError: HTTPStatus.BAD_GATEWAY,
     BackendUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
@@ -76,9 +78,14 @@ def started(status: WorkflowStatus) -> func.HttpResponse:
     return accepted(status.key, status.to_json())
 
 
-def stopped(key: WorkflowKey) -> func.HttpResponse:
-    """202 for an event that the host accepted (the run finishes asynchronously)."""
-    return accepted(key, {"input": key.value, "instanceId": key.instance_id, "event": "Workflow"})
+def stopped(key: WorkflowKey, finished: WorkflowStatus | None) -> func.HttpResponse:
+    """202 for an accepted stop: ``confirmed`` with the finished run's status when this request's
+    event is the one that ended it, unconfirmed (still on its way) otherwise."""
+    body: dict[str, Any] = {"input": key.value, "instanceId": key.instance_id,
+                            "event": "Workflow", "confirmed": finished is not None}
+    if finished is not None:
+        body.update(finished.to_json())
+    return accepted(key, body)
 
 
 def status(status: WorkflowStatus) -> func.HttpResponse:
@@ -107,10 +114,13 @@ def error(exc: WorkflowError) -> func.HttpResponse:
     code = status_for(exc)
     body: dict[str, Any] = {"error": str(exc)}
     headers: dict[str, str] = {}
-    if isinstance(exc, AlreadyRunning):
+    if isinstance(exc, (AlreadyRunning, StopConflict)):
         # The caller gets the existing run, as if it had asked check.
         body.update(exc.status.to_json())
         headers["Location"] = check_location(exc.status.key)
+    elif isinstance(exc, AlreadyFinished) and exc.status is not None:
+        body.update(exc.status.to_json())
+        headers["Location"] = check_location(exc.key)
     elif isinstance(exc, (NotFound, AlreadyFinished)):
         body.update({"input": exc.key.value, "instanceId": exc.key.instance_id})
         headers["Location"] = check_location(exc.key)

@@ -25,6 +25,10 @@ TIMEOUT_ENV = "WORKFLOW_TIMEOUT_SECONDS"
 MAX_TIMEOUT_SECONDS = 10 * 366 * 24 * 60 * 60
 """Upper bound (about 10 years): far beyond any use, well below ``datetime`` overflow."""
 
+STOP_CONFIRM_SECONDS = 30.0
+"""How long a stop request waits to learn whether its event ended the workflow. Well within the
+HTTP trigger's 230 s limit; past it the stop is answered 202 with ``"confirmed": false``."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -35,8 +39,11 @@ class Settings:
     """
 
     timeout_seconds: int | None = None
+    stop_confirm_seconds: float = STOP_CONFIRM_SECONDS
 
     def __post_init__(self) -> None:
+        if not self.stop_confirm_seconds > 0:
+            raise SettingsError(f"stop_confirm_seconds must be positive, got {self.stop_confirm_seconds!r}")
         value = self.timeout_seconds
         if value is None:
             return

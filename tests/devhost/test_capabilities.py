@@ -7,6 +7,7 @@ serves the module; every test uses fresh instance ids.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,9 +23,26 @@ from tests.devhost_process import DevhostProcess
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def host(module_devhost_factory: Callable[..., DevhostProcess]) -> DevhostProcess:
-    return module_devhost_factory(CAPABILITIES)
+#: local.settings.json of the served copy (the file name is git-ignored, so it is written here).
+LOCAL_SETTINGS = {"IsEncrypted": False,
+                  "Values": {"FUNCTIONS_WORKER_RUNTIME": "python",
+                             "CAPABILITIES_GREETING": "hello from local.settings.json",
+                             "CAPABILITIES_PRESET": "from local.settings.json"}}
+
+
+@pytest.fixture(scope="module", params=["fastpath", "loopback-http"])
+def host(request: pytest.FixtureRequest, module_devhost_factory: Callable[..., DevhostProcess],
+         tmp_path_factory: pytest.TempPathFactory) -> DevhostProcess:
+    """The app served with devhost's in-process client shortcut, and with the SDK's own HTTP
+    calls to ``rpcBaseUrl`` (``DEVHOST_FASTPATH=0``)."""
+    env = {"CAPABILITIES_PRESET": "from the environment"}
+    if request.param == "loopback-http":
+        env["DEVHOST_FASTPATH"] = "0"
+    app_dir = tmp_path_factory.mktemp("capabilities")
+    for name in ("function_app.py", "host.json"):
+        shutil.copy(CAPABILITIES / name, app_dir / name)
+    (app_dir / "local.settings.json").write_text(json.dumps(LOCAL_SETTINGS))
+    return module_devhost_factory(app_dir, env=env)
 
 
 @pytest.fixture
@@ -344,6 +362,11 @@ async def test_check_status_response_urls_work_when_fetched(api: Api) -> None:
 async def test_local_settings_values_reach_the_app_environment(api: Api) -> None:
     code, _, body = await api.request("GET", "/api/env/CAPABILITIES_GREETING")
     assert (code, body["value"]) == (200, "hello from local.settings.json")
+
+
+async def test_environment_variables_win_over_local_settings(api: Api) -> None:
+    code, _, body = await api.request("GET", "/api/env/CAPABILITIES_PRESET")
+    assert (code, body["value"]) == (200, "from the environment")
 
 
 async def test_route_templates_optional_int_and_method_filters(api: Api) -> None:

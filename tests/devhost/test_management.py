@@ -15,9 +15,13 @@ pytestmark = pytest.mark.e2e
 BASES = pytest.mark.parametrize("base", [RPC, WEBHOOK], ids=["rpc", "webhook"])
 
 
-@pytest.fixture(scope="module")
-def host(module_devhost_factory: Callable[..., DevhostProcess]) -> DevhostProcess:
-    return module_devhost_factory(CAPABILITIES)
+@pytest.fixture(scope="module", params=["fastpath", "loopback-http"])
+def host(request: pytest.FixtureRequest,
+         module_devhost_factory: Callable[..., DevhostProcess]) -> DevhostProcess:
+    """Once with devhost's in-process client shortcut, once with the SDK's own HTTP calls to
+    ``rpcBaseUrl`` (``DEVHOST_FASTPATH=0``): the client must see the same answers both ways."""
+    env = {"DEVHOST_FASTPATH": "0"} if request.param == "loopback-http" else None
+    return module_devhost_factory(CAPABILITIES, env=env)
 
 
 @pytest.fixture
