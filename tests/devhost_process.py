@@ -39,9 +39,11 @@ class DevhostProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "DevhostProcess":
-        """Start (or restart, on a new port) and wait until it answers."""
-        self.port = free_port()
+    def start(self, timeout: float = 30.0, same_port: bool = False) -> "DevhostProcess":
+        """Start (or restart: on a new port, or on the previous one with ``same_port``) and
+        wait until it answers."""
+        if not (same_port and self.port):
+            self.port = free_port()
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **self.env}
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
