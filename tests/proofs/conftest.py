@@ -1,0 +1,26 @@
+"""Fixtures for the guarantee proofs: the real app on a real devhost, fresh database per test."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.devhost_process import REPO, DevhostProcess
+
+
+@pytest.fixture
+def app_devhost(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
+    """``app_devhost(timeout_seconds=0)`` starts the app on devhost with a fresh database; every
+    process started is stopped after the test."""
+    started: list[DevhostProcess] = []
+
+    def start(timeout_seconds: int = 0) -> DevhostProcess:
+        process = DevhostProcess(REPO, tmp_path / f"app{len(started)}.sqlite3",
+                                 env={"WORKFLOW_TIMEOUT_SECONDS": str(timeout_seconds)})
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
