@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 PORT ?= 7071
 BENCH_ARGS ?=
 
-.PHONY: run test bench bench-smoke venv clean
+.PHONY: run test chaos bench bench-smoke venv clean
 
 venv: $(STAMP)
 
@@ -28,8 +28,17 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The crash test at full size: a few hundred lifecycles, a kill -9 every second or so.
+CHAOS_LIFECYCLES ?= 300
+CHAOS_KILLS ?= 12
+chaos: $(STAMP)
+	CHAOS_LIFECYCLES=$(CHAOS_LIFECYCLES) CHAOS_KILLS=$(CHAOS_KILLS) $(PY) -m pytest -q -p no:cacheprovider tests/proofs/test_chaos.py --timeout=900
+
 bench: $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-smoke: $(BENCH_STAMP)
+	$(PY) -m bench --size smoke $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .devhost .pytest_cache .hypothesis
