@@ -91,13 +91,14 @@ async def test_start_by_get_also_starts(fake: FakeDurableClient) -> None:
 async def test_start_is_idempotent_while_running_409_with_existing_status(fake: FakeDurableClient) -> None:
     await start(fake)
     fake.instances["workflow-aaron"].runtime_status = "Running"
+    first_run = fake.instances["workflow-aaron"]
     response = await start(fake)
     assert response.status_code == 409
     body = parsed(response)
     assert body["runtimeStatus"] == "Running"
     assert body["instanceId"] == "workflow-aaron"
     assert "already Running" in body["error"]
-    assert [op for op, _ in fake.calls].count("start_new") == 1
+    assert fake.instances["workflow-aaron"] is first_run  # never replaced by a second run
 
 
 async def test_start_race_lost_is_409_not_500(fake: FakeDurableClient) -> None:

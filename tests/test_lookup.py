@@ -92,11 +92,11 @@ async def test_start_without_timeout_passes_null(door: Door) -> None:
 
 @pytest.mark.parametrize("runtime_status", ACTIVE)
 async def test_start_never_creates_a_second_active_instance(door: Door, runtime_status: str) -> None:
-    door.host.seed("workflow-aaron", runtime_status)
+    live = door.host.seed("workflow-aaron", runtime_status)
     with pytest.raises(AlreadyRunning) as caught:
         await lookup.start(door.client, KEY, Settings())
     assert caught.value.status.runtime_status == runtime_status
-    assert ("start_new", "workflow-aaron") not in door.host.calls
+    assert door.host.instances["workflow-aaron"] is live  # the host refused to replace it
 
 
 @pytest.mark.parametrize("runtime_status", FINISHED)
@@ -109,12 +109,17 @@ async def test_start_after_a_finished_run_starts_a_fresh_run(door: Door, runtime
 
 
 async def test_start_that_loses_a_race_reports_conflict(door: Door) -> None:
-    # Another request starts the same key between our status read and our start_new.
+    # Another request starts the same key just before our start_new reaches the host.
     door.host.before_start_new = lambda: door.host.seed("workflow-aaron", "Running")
     with pytest.raises(AlreadyRunning) as caught:
         await lookup.start(door.client, KEY, Settings())
     assert caught.value.status.runtime_status == "Running"
-    assert [op for op, _ in door.host.calls] == ["get_status", "start_new", "get_status"]
+    assert [op for op, _ in door.host.calls] == ["start_new", "get_status"]
+
+
+async def test_start_of_a_new_key_is_one_host_call(door: Door) -> None:
+    await lookup.start(door.client, KEY, Settings())
+    assert [op for op, _ in door.host.calls] == ["start_new"]
 
 
 async def test_start_refused_for_another_reason_is_a_backend_error(door: Door) -> None:

@@ -159,9 +159,9 @@ async def start(client: OrchestrationClient, key: WorkflowKey, settings: Setting
         BackendUnavailable, BackendError: as for ``find``, or the host refused the start for
             another reason.
     """
-    existing = await find(client, key)
-    if existing is not None and existing.is_active:
-        raise AlreadyRunning(existing)
+    # No read first: the host refuses to replace a live instance
+    # (overridableExistingInstanceStates = NonRunningStates) and replaces a finished one, so a
+    # single start_new decides atomically, and only a refused start needs a read.
     try:
         await client.start_new(
             ORCHESTRATOR_NAME,
@@ -171,9 +171,9 @@ async def start(client: OrchestrationClient, key: WorkflowKey, settings: Setting
     except _CONNECTION_ERRORS as exc:
         raise BackendUnavailable(f"durable backend unavailable: {_describe(exc)}") from exc
     except Exception as exc:
-        # The host rejects a start whose id is already active with a generic 500, which the SDK
-        # surfaces as a bare Exception; re-reading is the only reliable way to tell a lost race
-        # from a real failure.
+        # The host rejects a start whose id is already active (a 500 from extension 2.x, 409
+        # from newer ones), which the SDK surfaces as a bare Exception; reading the instance is
+        # the only reliable way to tell "already running" from a real failure.
         current = await find(client, key)
         if current is not None and current.is_active:
             raise AlreadyRunning(current) from exc

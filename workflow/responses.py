@@ -123,7 +123,8 @@ def error(exc: WorkflowError) -> func.HttpResponse:
         headers["Location"] = check_location(exc.key)
     elif isinstance(exc, (NotFound, AlreadyFinished)):
         body.update({"input": exc.key.value, "instanceId": exc.key.instance_id})
-        headers["Location"] = check_location(exc.key)
+        if isinstance(exc, AlreadyFinished):  # a 404 has nothing to point at
+            headers["Location"] = check_location(exc.key)
     elif isinstance(exc, BackendUnavailable):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return json_response(body, code, headers)
