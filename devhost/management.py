@@ -59,6 +59,14 @@ def _error(status: int, message: str, exception_type: str = "System.ArgumentExce
                           "StackTrace": None})
 
 
+def _not_found(instance_id: str) -> Reply:
+    return _error(404, f"No instance with ID '{instance_id}' found.")
+
+
+def _gone(instance_id: str) -> Reply:
+    return _error(410, f"The instance '{instance_id}' has already finished.")
+
+
 def _flag(query: Mapping[str, str], name: str, default: bool) -> bool:
     value = query.get(name)
     if value is None or value == "":
@@ -268,41 +276,42 @@ class ManagementApi:
 
     def raise_event(self, instance_id: str, event_name: str, headers: Mapping[str, str],
                     body: bytes) -> Reply:
-        # The host answers 404/410 before it looks at the content type
-        # (HttpApiHandler.HandleRaiseEventRequestAsync); enqueue() re-checks atomically below.
-        known = self.store.get(instance_id)
-        if known is None:
-            return _error(404, f"No instance with ID '{instance_id}' found.")
-        if known.status not in LIVE:
-            return _error(410, f"The instance '{instance_id}' has already finished.")
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        problem, value = None, None
         if not content_type.lower().startswith("application/json"):
-            return _error(400, "Only application/json request content is supported")
-        try:
-            value = json.loads(body) if body.strip() else None
-        except ValueError as exc:
-            return _error(400, f"the request body is not valid JSON: {exc}")
+            problem = "Only application/json request content is supported"
+        else:
+            try:
+                value = json.loads(body) if body.strip() else None
+            except ValueError as exc:
+                problem = f"the request body is not valid JSON: {exc}"
+        if problem is not None:
+            # The host answers 404/410 before it looks at the content
+            # (HttpApiHandler.HandleRaiseEventRequestAsync); only a bad request pays this read.
+            known = self.store.get(instance_id)
+            if known is None:
+                return _not_found(instance_id)
+            if known.status not in LIVE:
+                return _gone(instance_id)
+            return _error(400, problem)
         at = self.engine.now()
         event = h.event(h.EventType.EVENT_RAISED, at, -1, Name=event_name,
                         Input=None if value is None else json.dumps(value, separators=(",", ":")))
-        try:
-            self.store.enqueue(NewMessage(instance_id, "event", event, at), LIVE)
-        except InstanceNotFound:
-            return _error(404, f"No instance with ID '{instance_id}' found.")
-        except InstanceGone:
-            return _error(410, f"The instance '{instance_id}' has already finished.")
-        self.engine.wake(instance_id)
-        return Reply(202)
+        return self._enqueue(NewMessage(instance_id, "event", event, at))
 
     def control(self, instance_id: str, operation: str, reason: str | None) -> Reply:
-        at = self.engine.now()
+        return self._enqueue(NewMessage(instance_id, operation, {"reason": reason},
+                                        self.engine.now()))
+
+    def _enqueue(self, message: NewMessage) -> Reply:
+        """Queue a message for a live instance: 202 once committed, else 404 / 410."""
         try:
-            self.store.enqueue(NewMessage(instance_id, operation, {"reason": reason}, at), LIVE)
+            self.store.enqueue(message, LIVE)
         except InstanceNotFound:
-            return _error(404, f"No instance with ID '{instance_id}' found.")
+            return _not_found(message.instance_id)
         except InstanceGone:
-            return _error(410, f"The instance '{instance_id}' has already finished.")
-        self.engine.wake(instance_id)
+            return _gone(message.instance_id)
+        self.engine.wake(message.instance_id)
         return Reply(202)
 
     def restart(self, instance_id: str, query: Mapping[str, str], origin: str) -> Reply:
