@@ -47,12 +47,15 @@ from pathlib import Path
 from typing import Any
 
 EVENT = "Workflow"
-# Chosen on the 2-core bench machine (see the module's report in the PR): throughput is flat
-# from about 16 drivers up, and more only adds SQLite lock contention and tail latency.
-DEFAULT_CONCURRENCY = 32
+# Measured on the 2-core machine (1000 lifecycles, pool of 1): 1 driver ~55-70/s, 4-64
+# drivers ~60-69/s; DBOS is CPU-bound in Python (SQLAlchemy statement building, ~15 ms of CPU
+# per lifecycle), so drivers beyond a handful only add queueing and tail latency.
+DEFAULT_CONCURRENCY = 8
 # DBOS's own default is 1.0 s, which would make the peer's send->done latency a measure of
-# that setting; 10 ms is a fair "tuned for latency" value whose polling costs little CPU here.
-DEFAULT_POLL_INTERVAL_S = 0.01
+# that setting (about one interval per lifecycle driven one at a time). 1 ms is the least DBOS
+# accepts, so the peer gets its best latency; on the 2-core machine it cost no measurable
+# throughput against 10 ms (the idle listener only sleeps; per waiter it runs one query a tick).
+DEFAULT_POLL_INTERVAL_S = 0.001
 # How long a workflow's recv waits before giving up (its output's event is then None, which
 # verification rejects). Bounded so a lost send cannot pin an executor thread for long.
 RECV_TIMEOUT_S = 60.0
@@ -65,6 +68,12 @@ MODES = ("threads", "async")
 # synchronous=FULL: several fsyncs per commit); "host" applies devhost's default store settings
 # (devhost/store.py: WAL, synchronous=NORMAL), so both sides pay the same durability price.
 SQLITE_SETTINGS = ("host", "dbos")
+# DBOS's default system-database pool is 20 connections. On SQLite they only contend for the
+# one write lock, and a loser waits in SQLite's busy handler, which sleeps in steps of up to
+# 100 ms: measured, 20 connections gave ~45-52 lifecycles/s with multi-second p99s, 1 gave
+# ~60-69/s with p99s 2-3x shorter (2 was worse than either). One connection queues callers in
+# SQLAlchemy's pool instead; these lifecycles never need two connections at once.
+DEFAULT_POOL_SIZE = 1
 _LIST_CHUNK = 500
 
 
@@ -258,7 +267,8 @@ def _verify_stored(keys: list[str]) -> None:
 
 def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unloaded: int = 50,
         *, poll_interval_s: float = DEFAULT_POLL_INTERVAL_S, mode: str = "threads",
-        park: bool = False, sqlite: str = "host", warmup: int = WARMUP) -> dict[str, float]:
+        park: bool = False, sqlite: str = "host", pool_size: int | None = DEFAULT_POOL_SIZE,
+        warmup: int = WARMUP) -> dict[str, float]:
     """Launch DBOS on a fresh SQLite system database under ``workdir``, measure, shut down.
 
     Phases, each with its own unique keys (``peer-warm-i``, ``peer-one-i``, ``peer-cN-i``):
@@ -267,7 +277,9 @@ def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unlo
     then ``lifecycles`` lifecycles by ``concurrency`` closed-loop drivers, whose wall time gives
     the throughput. ``mode`` picks sync API on threads or async API on one event loop;
     ``park`` makes each driver wait (untimed) until its workflow is parked in ``recv`` before
-    sending; ``poll_interval_s`` is DBOS's ``notification_listener_polling_interval_sec``.
+    sending; ``poll_interval_s`` is DBOS's ``notification_listener_polling_interval_sec``;
+    ``sqlite`` picks the SQLite settings (see ``SQLITE_SETTINGS``); ``pool_size`` is DBOS's
+    ``sys_db_pool_size`` (None: DBOS's own default, 20 connections).
 
     Returns floats only: ``peer_dbos_lifecycles_per_s``, ``peer_dbos_send_to_done_p50_ms`` /
     ``_p99_ms`` and ``peer_dbos_start_p50_ms`` / ``_p99_ms`` (unloaded), the same latencies
@@ -302,6 +314,8 @@ def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unlo
         # INFO logs a line per launch and shutdown; keep stdout/stderr for results and errors.
         "log_level": "WARNING",
     }
+    if pool_size is not None:
+        config["sys_db_pool_size"] = pool_size
     sync_wf, async_wf = _register()
     phase = _threads_phase if mode == "threads" else _async_phase
     wf = sync_wf if mode == "threads" else async_wf
@@ -342,6 +356,7 @@ def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unlo
         "peer_dbos_poll_interval_ms": poll_interval_s * 1000,
         "peer_dbos_parked": float(park),
         "peer_dbos_sqlite_wal": float(sqlite == "host"),
+        "peer_dbos_pool_size": float(pool_size or 0),
     }
 
 
@@ -361,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="send only once the workflow is parked in recv")
     parser.add_argument("--sqlite", choices=SQLITE_SETTINGS, default="host",
                         help="host: WAL + synchronous=NORMAL like devhost; dbos: DBOS's defaults")
+    parser.add_argument("--pool-size", type=int, default=DEFAULT_POOL_SIZE,
+                        help="DBOS sys_db_pool_size; 0 keeps DBOS's own default (20)")
     parser.add_argument("--json", action="store_true",
                         help="print only the JSON object (for the benchmark runner)")
     args = parser.parse_args(argv)
@@ -370,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     def go(workdir: str) -> dict[str, float]:
         return run(args.lifecycles, args.concurrency, workdir, args.unloaded,
                    poll_interval_s=args.poll_interval, mode=args.mode, park=args.park,
-                   sqlite=args.sqlite)
+                   sqlite=args.sqlite, pool_size=args.pool_size or None)
 
     if args.workdir is None:
         with tempfile.TemporaryDirectory(prefix="peer-dbos-") as tmp:

@@ -82,11 +82,13 @@ class DevServer:
 
     def build(self) -> web.Application:
         web_app = web.Application(client_max_size=MAX_BODY)
+        # "[\s\S]*", not ".*": aiohttp matches the decoded path, where "%0A" is a newline.
+        tail = "/{tail:[\\s\\S]*}"
         for base in (RPC_PATH, WEBHOOK_PATH):
-            web_app.router.add_route("*", base + "/{tail:.*}", self.serve_management)
+            web_app.router.add_route("*", base + tail, self.serve_management)
         web_app.router.add_get("/admin/host/status", self.serve_status)
         prefix = f"/{self.app.route_prefix}" if self.app.route_prefix else ""
-        web_app.router.add_route("*", prefix + "/{tail:.*}", self.serve_function)
+        web_app.router.add_route("*", prefix + tail, self.serve_function)
         return web_app
 
     async def serve_status(self, request: web.Request) -> web.Response:

@@ -9,8 +9,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from workflow.errors import InvalidKey
-from workflow.inputs import INSTANCE_ID_PREFIX, MAX_KEY_LENGTH, WorkflowKey, parse_key
+from workflow.errors import InvalidKey, InvalidPayload
+from workflow.inputs import (
+    INSTANCE_ID_PREFIX,
+    MAX_KEY_LENGTH,
+    MAX_PAYLOAD_DEPTH,
+    WorkflowKey,
+    parse_key,
+    parse_payload,
+)
 
 HOST_MAX_INSTANCE_ID = 256
 
@@ -127,3 +134,30 @@ def test_any_string_is_accepted_safely_or_rejected_with_the_rule(raw: str) -> No
 @given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True))
 def test_every_key_matching_the_allow_list_is_accepted(raw: str) -> None:
     assert parse_key(raw).value == raw
+
+
+# -- stop payloads ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body, value", [
+    (b"", None), (b"  \n", None), (b"null", None), (b'{"a": [1, 2.5, "x"]}', {"a": [1, 2.5, "x"]}),
+    (b'"text"', "text"), (b"1e308", 1e308),
+])
+def test_empty_or_json_body_is_the_payload(body: bytes, value: object) -> None:
+    assert parse_payload(body) == value
+
+
+@pytest.mark.parametrize("body", [
+    b"{bad", b"\xff\xfe", b'{"a": NaN}', b"Infinity", b"1e999", b"[-1e400]", b'{"a": 2e308}',
+])
+def test_non_json_or_non_finite_body_is_invalid(body: bytes) -> None:
+    with pytest.raises(InvalidPayload, match="valid JSON"):
+        parse_payload(body)
+
+
+def test_payload_nesting_is_capped_at_the_documented_depth() -> None:
+    at_limit = b"[" * MAX_PAYLOAD_DEPTH + b"]" * MAX_PAYLOAD_DEPTH
+    assert parse_payload(at_limit) is not None
+    for depth in (MAX_PAYLOAD_DEPTH + 1, 980, 100_000):
+        with pytest.raises(InvalidPayload, match="deep"):
+            parse_payload(b'{"a":' * depth + b"1" + b"}" * depth)

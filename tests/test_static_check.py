@@ -27,6 +27,7 @@ HTTP_SURFACE = {
     "check": ("check/{input}", {"GET"}),
     "stop": ("stop/{input}", {"POST", "GET"}),
 }
+PUBLIC_SURFACE = {"openapi_document": ("openapi.json", {"GET"})}  # anonymous: the API's description
 
 
 def test_azure_functions_doctor_reports_no_failures() -> None:
@@ -51,7 +52,7 @@ def test_azure_functions_doctor_reports_no_failures() -> None:
 
 
 def test_functions_index_to_exactly_the_expected_surface() -> None:
-    assert set(functions()) == {*HTTP_SURFACE, "workflow_orchestrator"}
+    assert set(functions()) == {*HTTP_SURFACE, *PUBLIC_SURFACE, "workflow_orchestrator"}
     for function in functions().values():
         function_json = json.loads(function.get_function_json())
         assert function_json["scriptFile"] == "function_app.py"

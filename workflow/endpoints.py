@@ -7,14 +7,11 @@ returns a JSON response. Domain exceptions become 4xx/5xx answers through
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import azure.functions as func
 
 from workflow import lookup, responses
-from workflow.errors import InvalidPayload, NotFound, WorkflowError
-from workflow.inputs import parse_key
+from workflow.errors import NotFound, WorkflowError
+from workflow.inputs import parse_key, parse_payload
 from workflow.lookup import OrchestrationClient
 from workflow.settings import Settings
 
@@ -53,22 +50,3 @@ async def stop(req: func.HttpRequest, client: OrchestrationClient, settings: Set
         return responses.stopped(key, finished)
     except WorkflowError as exc:
         return responses.error(exc)
-
-
-def parse_payload(body: bytes | None) -> Any:
-    """The event payload: ``None`` for an empty body, else the body's JSON value.
-
-    Raises:
-        InvalidPayload: the body is not UTF-8 JSON, or uses NaN/Infinity (not JSON, and not
-            portable to the host's serializer).
-    """
-    if not body or not body.strip():
-        return None
-    try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidPayload(f"request body must be empty or valid JSON: {exc}") from exc
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")

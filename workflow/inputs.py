@@ -8,11 +8,14 @@ at most 256 characters, not starting with ``@``): every accepted key is URL-safe
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
-from workflow.errors import InvalidKey
+from workflow.errors import InvalidKey, InvalidPayload
 
 MAX_KEY_LENGTH = 64
 """Longest accepted key, in characters (all accepted characters are ASCII, so also in bytes)."""
@@ -101,3 +104,53 @@ def describe_character(character: str) -> str:
         return f"{code} {unicodedata.name(character)}"
     except ValueError:
         return code
+
+
+MAX_PAYLOAD_DEPTH = 64
+"""Deepest nesting of arrays/objects a stop payload may have. Python's JSON codecs (here, in the
+SDK and in the host's replay) recurse per level and fail near 1,000; a generous fixed cap keeps
+every payload that is accepted deliverable and readable back."""
+
+
+def parse_payload(body: bytes | None) -> Any:
+    """The stop event's payload: ``None`` for an empty body, else the body's JSON value.
+
+    Raises:
+        InvalidPayload: the body is not UTF-8 JSON, uses NaN/Infinity or a number too large for
+            a float (not portable JSON), or nests deeper than ``MAX_PAYLOAD_DEPTH``.
+    """
+    if not body or not body.strip():
+        return None
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant,
+                           parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidPayload(f"request body must be empty or valid JSON: {reason}") from exc
+    if _depth(value) > MAX_PAYLOAD_DEPTH:
+        raise InvalidPayload(
+            f"request body must nest arrays and objects at most {MAX_PAYLOAD_DEPTH} levels deep")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest

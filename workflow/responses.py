@@ -55,7 +55,8 @@ def json_response(
 ) -> func.HttpResponse:
     """A JSON response; ``json.dumps`` escapes anything a client sent."""
     return func.HttpResponse(
-        body=json.dumps(body),
+        # allow_nan=False: a body is always strict JSON (inputs never admit NaN or Infinity).
+        body=json.dumps(body, allow_nan=False),
         status_code=int(status),
         # Content-Type explicitly too: ``mimetype`` alone is not visible in ``headers``.
         headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})},
