@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import load
 from bench.seed import ORCHESTRATOR, seed, seed_key
-from tests.devhost_process import REPO, DevhostProcess, free_port
+from devhost.process import REPO, DevhostProcess, free_port
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": dict(hello=4000, lifecycles=300, unloaded=40, small=100, large=3000, checks=200,

@@ -6,7 +6,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tests.devhost_process import REPO, DevhostProcess
+from devhost.process import REPO, DevhostProcess
 
 APPS = Path(__file__).resolve().parent / "apps"
 

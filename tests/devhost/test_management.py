@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from tests.devhost.support import CAPABILITIES, RPC, WEBHOOK, Api, fresh_id
-from tests.devhost_process import DevhostProcess
+from devhost.process import DevhostProcess
 
 pytestmark = pytest.mark.e2e
 BASES = pytest.mark.parametrize("base", [RPC, WEBHOOK], ids=["rpc", "webhook"])

@@ -13,7 +13,7 @@ import pytest
 
 from devhost.history import EventType
 from tests.devhost.support import CAPABILITIES, Api, fresh_id, stored_history
-from tests.devhost_process import DevhostProcess
+from devhost.process import DevhostProcess
 
 pytestmark = pytest.mark.e2e
 

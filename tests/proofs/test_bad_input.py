@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.devhost_process import REPO, DevhostProcess
+from devhost.process import REPO, DevhostProcess
 from workflow import openapi
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from tests.devhost.support import Api, stored_history
-from tests.devhost_process import REPO, DevhostProcess
+from devhost.process import REPO, DevhostProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.devhost.support import Api, stored_history
-from tests.devhost_process import DevhostProcess
+from devhost.process import DevhostProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from tests.devhost_process import REPO, DevhostProcess
+from devhost.process import REPO, DevhostProcess
 from workflow import openapi
 
 pytestmark = pytest.mark.e2e

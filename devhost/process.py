@@ -1,4 +1,4 @@
-"""Start, kill and restart real devhost processes for end-to-end tests.
+"""Run devhost as a child process: start, kill -9 and restart it (end-to-end tests, benchmark).
 
 Guarantees: every process binds 127.0.0.1 on a free port, uses the database it is given, and is
 stopped (SIGTERM, then SIGKILL) by :meth:`DevhostProcess.stop`; :meth:`start` waits at most
@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+#: This repository: the product app's directory, and where ``python -m devhost`` is importable.
 REPO = Path(__file__).resolve().parent.parent
 
 
