@@ -10,15 +10,20 @@ with that output for every key; any mismatch raises :class:`PeerMismatch`, so a 
 never produced from wrong answers.
 
 DBOS is a process-wide singleton, so the benchmark runs this module in a subprocess:
-``python -m bench.peer_dbos --lifecycles 2000 --concurrency 32 --json`` prints exactly one JSON
-object (the dict :func:`run` returns) as its last stdout line.
+``python -m bench.peer_dbos --lifecycles 2000 --concurrency 8 --json`` prints exactly one JSON
+object (the dict :func:`run` returns) as its last stdout line. DBOS's settings are tuned in its
+favour and reported in that object: listener polling every 1 ms (DBOS's minimum), WAL with
+synchronous=NORMAL (devhost's own durability), one pooled connection; each constant below says
+why, with the figures measured.
 
 How DBOS waits, which shapes the figures (read from dbos 3.4's ``_sys_db.py``):
 
 * SQLite has no LISTEN/NOTIFY, so a ``recv`` that is already parked is woken only by the
   notification listener thread, which sleeps ``notification_listener_polling_interval_sec``
   (DBOS default 1.0 s) and then runs one query per parked waiter. A send to a parked workflow
-  therefore costs up to one polling interval (uniform, so about half of it on average).
+  therefore costs up to one polling interval (about half of it on average; a closed loop of
+  one driver can phase-lock to the ticks and pay nearly all of it). ``send`` itself never wakes
+  the waiter on SQLite, even in the same process: its notify hook is a no-op there.
 * A send that lands before the workflow reaches ``recv`` is found by ``recv``'s own first
   check and costs no wait. Driving start and send back to back (``park=False``, as the app's
   load client does) races the two, so its latencies mix both cases; ``park=True`` waits,
@@ -35,7 +40,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -47,9 +51,10 @@ from pathlib import Path
 from typing import Any
 
 EVENT = "Workflow"
-# Measured on the 2-core machine (1000 lifecycles, pool of 1): 1 driver ~55-70/s, 4-64
-# drivers ~60-69/s; DBOS is CPU-bound in Python (SQLAlchemy statement building, ~15 ms of CPU
-# per lifecycle), so drivers beyond a handful only add queueing and tail latency.
+# Measured on the 2-core machine (2000 lifecycles, pool of 1, quiet machine): 1, 8, 32 and 64
+# drivers gave 68, 73, 69 and 71 lifecycles/s. DBOS is CPU-bound in Python (SQLAlchemy
+# statement building, ~15 ms of CPU per lifecycle), so more drivers add only queueing: loaded
+# send->done p99 grows from 29 ms (1) to 260 ms (8), 960 ms (32) and 1.9 s (64).
 DEFAULT_CONCURRENCY = 8
 # DBOS's own default is 1.0 s, which would make the peer's send->done latency a measure of
 # that setting (about one interval per lifecycle driven one at a time). 1 ms is the least DBOS
@@ -65,13 +70,13 @@ WARMUP = 20
 PARK_POLL_S = 0.001
 MODES = ("threads", "async")
 # SQLite settings for DBOS's system database: "dbos" leaves DBOS's own (rollback journal,
-# synchronous=FULL: several fsyncs per commit); "host" applies devhost's default store settings
+# synchronous=FULL: several fsyncs per commit); "devhost" applies devhost's default store settings
 # (devhost/store.py: WAL, synchronous=NORMAL), so both sides pay the same durability price.
-SQLITE_SETTINGS = ("host", "dbos")
+SQLITE_SETTINGS = ("devhost", "dbos")
 # DBOS's default system-database pool is 20 connections. On SQLite they only contend for the
 # one write lock, and a loser waits in SQLite's busy handler, which sleeps in steps of up to
-# 100 ms: measured, 20 connections gave ~45-52 lifecycles/s with multi-second p99s, 1 gave
-# ~60-69/s with p99s 2-3x shorter (2 was worse than either). One connection queues callers in
+# 100 ms: measured, 20 connections gave 46 (8 drivers) and 64 (32) lifecycles/s with p99s of
+# 1-2 s, 1 connection 73 and 69 with p99s 2-4x shorter (2 was worse than either). One connection queues callers in
 # SQLAlchemy's pool instead; these lifecycles never need two connections at once.
 DEFAULT_POOL_SIZE = 1
 _LIST_CHUNK = 500
@@ -267,7 +272,7 @@ def _verify_stored(keys: list[str]) -> None:
 
 def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unloaded: int = 50,
         *, poll_interval_s: float = DEFAULT_POLL_INTERVAL_S, mode: str = "threads",
-        park: bool = False, sqlite: str = "host", pool_size: int | None = DEFAULT_POOL_SIZE,
+        park: bool = False, sqlite: str = "devhost", pool_size: int | None = DEFAULT_POOL_SIZE,
         warmup: int = WARMUP) -> dict[str, float]:
     """Launch DBOS on a fresh SQLite system database under ``workdir``, measure, shut down.
 
@@ -283,7 +288,8 @@ def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unlo
 
     Returns floats only: ``peer_dbos_lifecycles_per_s``, ``peer_dbos_send_to_done_p50_ms`` /
     ``_p99_ms`` and ``peer_dbos_start_p50_ms`` / ``_p99_ms`` (unloaded), the same latencies
-    under load (``peer_dbos_loaded_*``), ``peer_dbos_launch_ms`` and the settings used.
+    under load (``peer_dbos_loaded_*``), ``peer_dbos_launch_ms`` and the settings used (as
+    numbers: booleans 0/1, ``peer_dbos_pool_size`` 0 for DBOS's default).
     Raises :class:`PeerMismatch` if any lifecycle ends with a wrong output, and
     ``RuntimeError`` if a DBOS instance already exists in this process. DBOS is destroyed
     (instance and registry) before returning, on success or failure.
@@ -306,7 +312,7 @@ def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unlo
     # A new directory per run: the database is always fresh and nothing is ever deleted.
     db_file = Path(tempfile.mkdtemp(prefix="peer-dbos-", dir=workdir)) / "dbos_system.sqlite"
     pragmas = (["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"]
-               if sqlite == "host" else [])
+               if sqlite == "devhost" else [])
     config: dict[str, Any] = {
         "name": "peer-dbos-bench",
         "system_database_url": f"sqlite:///{db_file}",
@@ -355,7 +361,7 @@ def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unlo
         "peer_dbos_concurrency": float(concurrency),
         "peer_dbos_poll_interval_ms": poll_interval_s * 1000,
         "peer_dbos_parked": float(park),
-        "peer_dbos_sqlite_wal": float(sqlite == "host"),
+        "peer_dbos_sqlite_wal": float(sqlite == "devhost"),
         "peer_dbos_pool_size": float(pool_size or 0),
     }
 
@@ -374,15 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MODES, default="threads")
     parser.add_argument("--park", action="store_true",
                         help="send only once the workflow is parked in recv")
-    parser.add_argument("--sqlite", choices=SQLITE_SETTINGS, default="host",
-                        help="host: WAL + synchronous=NORMAL like devhost; dbos: DBOS's defaults")
+    parser.add_argument("--sqlite", choices=SQLITE_SETTINGS, default="devhost",
+                        help="devhost: WAL + synchronous=NORMAL, as devhost's store; "
+                             "dbos: DBOS's own (rollback journal, synchronous=FULL)")
     parser.add_argument("--pool-size", type=int, default=DEFAULT_POOL_SIZE,
                         help="DBOS sys_db_pool_size; 0 keeps DBOS's own default (20)")
     parser.add_argument("--json", action="store_true",
                         help="print only the JSON object (for the benchmark runner)")
     args = parser.parse_args(argv)
-    # DBOS logs through the "dbos" logger; keep it off stdout's last line in any case.
-    logging.getLogger("dbos").setLevel(logging.WARNING)
 
     def go(workdir: str) -> dict[str, float]:
         return run(args.lifecycles, args.concurrency, workdir, args.unloaded,
