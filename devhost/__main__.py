@@ -4,10 +4,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
-from typing import Callable
 
 from devhost.host import Config, Devhost
 from devhost.loader import AppLoadError
@@ -79,19 +77,7 @@ async def serve(config: Config) -> int:
 def main(argv: list[str] | None = None) -> int:
     config, level = parse_args(argv)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(serve(config))
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (faster sockets and scheduling), unless ``DEVHOST_LOOP=asyncio``."""
-    if os.environ.get("DEVHOST_LOOP", "auto").lower() == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+    return asyncio.run(serve(config))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,13 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _as_played(text: str) -> str:
+    """The stored form of an event serialised for the current episode. ``IsPlayed`` is the
+    third key of every event (``history.event`` builds them), so its first occurrence is the
+    event's own flag, never one inside a payload."""
+    return text.replace('"IsPlayed":false', '"IsPlayed":true', 1)
+
+
 def new_execution_id() -> str:
     return uuid.uuid4().hex
 
@@ -498,8 +505,9 @@ class Engine:
         for ev in new_events:
             facts.add(ev)
         played = cached.texts
+        new_texts = [_dumps(ev) for ev in new_events]
         request = "".join((
-            '{"history":[', ",".join(played + [_dumps(ev) for ev in new_events]),
+            '{"history":[', ",".join(played + new_texts),
             '],"input":', inst.input if inst.input is not None else "null",
             ',"instanceId":', _dumps(inst.instance_id),
             ',"isReplaying":', "true" if played else "false",
@@ -580,9 +588,12 @@ class Engine:
             commit.status, commit.finished = finished_as, True
             commit.new_work, commit.cancel_timers, commit.children = [], [], []
             commit.messages = [m for m in commit.messages if m.instance_id != inst.instance_id]
+        texts: list[str] = []
         if all_new:
             all_new.append(h.event(EventType.ORCHESTRATOR_COMPLETED, at))
-        texts = [_dumps({**ev, "IsPlayed": True}) for ev in all_new]
+            # all_new starts with new_events, already serialised for the request.
+            texts = [_as_played(t) for t in new_texts] + [
+                _dumps({**ev, "IsPlayed": True}) for ev in all_new[len(new_events):]]
         commit.new_events = texts
         try:
             scheduled = self.store.commit_episode(commit)

@@ -43,9 +43,16 @@ def now() -> float:
     return time.time()
 
 
+_second: list[Any] = [None, ""]  # the last whole second rendered, and its text
+
+
 def format_timestamp(epoch: float) -> str:
     """Render epoch seconds the way history timestamps travel: ISO 8601, microseconds, ``Z``."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    micros = round(epoch * 1_000_000)
+    second, fraction = divmod(micros, 1_000_000)
+    if _second[0] != second:  # most stamps fall in the second rendered last
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{fraction:06d}Z"
 
 
 def format_status_time(epoch: float) -> str:

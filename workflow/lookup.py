@@ -49,12 +49,14 @@ ACTIVE_STATUSES = frozenset(
 _RAISE_EVENT_NOT_FOUND = "No instance with ID {} found."
 _RAISE_EVENT_GONE = "Instance with ID {} is gone: either completed or failed"
 
+# Polling while a stop waits for its verdict: the first read comes right after yielding once
+# (a local host finishes the run within that turn), later ones back off from 1 ms to 250 ms to
+# spare a remote backend.
+_FIRST_POLL_SECONDS = 0.001
+_MAX_POLL_SECONDS = 0.25
+
 # What a dead or unreachable host looks like from the SDK's aiohttp transport. OSError covers
 # ConnectionRefusedError and aiohttp's connector errors raised below the ClientError layer.
-# Polling while a stop waits for its verdict: the first read comes almost at once (a local host
-# finishes the run within milliseconds), later ones back off to spare a remote backend.
-_FIRST_POLL_SECONDS = 0.002
-_MAX_POLL_SECONDS = 0.25
 
 _CONNECTION_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
 
@@ -224,6 +226,7 @@ async def stop(
 
     deadline = time.monotonic() + settings.stop_confirm_seconds
     delay = _FIRST_POLL_SECONDS
+    await asyncio.sleep(0)
     while True:
         status = await find(client, key)
         if status is None:
