@@ -25,7 +25,8 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 run: $(STAMP)
 	$(PY) -m devhost --port $(PORT)
 
-test: $(STAMP)
+# The suite includes the DBOS peer's smoke test, so it installs the benchmark extras too.
+test: $(BENCH_STAMP)
 	$(PY) -m pytest
 
 # The crash test at full size: a few hundred lifecycles, a kill -9 every second or so.
