@@ -462,7 +462,10 @@ class Engine:
             control_events.append(h.event(
                 EventType.EXECUTION_SUSPENDED if suspend else EventType.EXECUTION_RESUMED,
                 at, -1, Reason=m.payload.get("reason")))
-        deliver = [m for m in current if m.kind not in _CONTROL]
+        # ExecutionStarted first: after continue-as-new, events kept for the new execution are
+        # older in the inbox than its start message.
+        deliver = sorted((m for m in current if m.kind not in _CONTROL),
+                         key=lambda m: m.kind != "start")
         if status == RuntimeStatus.SUSPENDED or not deliver:
             # Suspended: everything but control messages waits in the inbox for a resume.
             self._commit_simple(inst, at, consumed, control_events, status)
