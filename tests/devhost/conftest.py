@@ -11,19 +11,23 @@ from devhost.process import REPO, DevhostProcess
 APPS = Path(__file__).resolve().parent / "apps"
 
 
-@pytest.fixture
-def devhost_factory(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
-    """``devhost_factory(app_dir=REPO, env=None)`` starts a devhost on a temp DB."""
+def _factory(directory: Path) -> Iterator[Callable[..., DevhostProcess]]:
     started: list[DevhostProcess] = []
 
     def start(app_dir: Path = REPO, env: dict[str, str] | None = None) -> DevhostProcess:
-        host = DevhostProcess(app_dir, tmp_path / f"devhost{len(started)}.sqlite3", env=env)
+        host = DevhostProcess(app_dir, directory / f"devhost{len(started)}.sqlite3", env=env)
         started.append(host)
         return host.start()
 
     yield start
     for host in started:
         host.stop()
+
+
+@pytest.fixture
+def devhost_factory(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
+    """``devhost_factory(app_dir=REPO, env=None)`` starts a devhost on a temp DB."""
+    yield from _factory(tmp_path)
 
 
 @pytest.fixture
@@ -37,14 +41,4 @@ def module_devhost_factory(tmp_path_factory: pytest.TempPathFactory
                            ) -> Iterator[Callable[..., DevhostProcess]]:
     """Like ``devhost_factory`` but shared by one test module (one start-up, ~1 s, per module);
     tests sharing it must use fresh instance ids."""
-    started: list[DevhostProcess] = []
-    directory = tmp_path_factory.mktemp("devhost")
-
-    def start(app_dir: Path = REPO, env: dict[str, str] | None = None) -> DevhostProcess:
-        host = DevhostProcess(app_dir, directory / f"devhost{len(started)}.sqlite3", env=env)
-        started.append(host)
-        return host.start()
-
-    yield start
-    for host in started:
-        host.stop()
+    yield from _factory(tmp_path_factory.mktemp("devhost"))

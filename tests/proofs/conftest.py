@@ -24,3 +24,12 @@ def app_devhost(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
+    """One app devhost shared by a test module (fresh database; tests use fresh keys)."""
+    process = DevhostProcess(REPO, tmp_path_factory.mktemp("app") / "devhost.sqlite3",
+                             env={"WORKFLOW_TIMEOUT_SECONDS": "0"}).start()
+    yield process
+    process.stop()

@@ -15,9 +15,7 @@ import re
 import string
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devhost.process import REPO, DevhostProcess
+from devhost.process import DevhostProcess
 from workflow import openapi
 
 pytestmark = pytest.mark.e2e
@@ -69,14 +67,6 @@ class Answer:
 
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
-    db: Path = tmp_path_factory.mktemp("bad_input") / "devhost.sqlite3"
-    process = DevhostProcess(REPO, db, env={"WORKFLOW_TIMEOUT_SECONDS": "0"}).start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

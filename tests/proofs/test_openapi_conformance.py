@@ -9,9 +9,6 @@ keys must be rejected and valid ones accepted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 import pytest
@@ -19,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from devhost.process import REPO, DevhostProcess
+from devhost.process import DevhostProcess
 from workflow import openapi
 
 pytestmark = pytest.mark.e2e
@@ -48,14 +45,6 @@ CONFIG = {
         "response_schema_conformance": {"validate-formats": True},
     },
 }
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
-    db: Path = tmp_path_factory.mktemp("openapi") / "devhost.sqlite3"
-    process = DevhostProcess(REPO, db, env={"WORKFLOW_TIMEOUT_SECONDS": "0"}).start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")
