@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,15 +81,41 @@ async def test_start_creates_instance_with_key_and_timeout_as_input(door: Door) 
     assert (started.instance_id, started.runtime_status) == ("workflow-aaron", "Pending")
     instance = door.host.instances["workflow-aaron"]
     assert instance.name == ORCHESTRATOR_NAME
-    assert instance.input_text == df_dumps({"key": "aaron", "timeoutSeconds": 30})
+    sent = json.loads(instance.input_text)
+    assert instance.input_text == df_dumps(sent)
+    assert sent == {"key": "aaron", "timeoutSeconds": 30, "runId": sent["runId"]}
+    assert re.fullmatch(r"[0-9a-f]{32}", sent["runId"])
 
 
 async def test_start_without_timeout_passes_null(door: Door) -> None:
     await lookup.start(door.client, KEY, Settings())
-    assert json.loads(door.host.instances["workflow-aaron"].input_text) == {
-        "key": "aaron",
-        "timeoutSeconds": None,
-    }
+    assert json.loads(door.host.instances["workflow-aaron"].input_text)["timeoutSeconds"] is None
+
+
+async def test_every_run_gets_its_own_run_id(door: Door) -> None:
+    await lookup.start(door.client, KEY, Settings())
+    first = await lookup.find(door.client, KEY)
+    door.host.finish("workflow-aaron")
+    await lookup.start(door.client, KEY, Settings())
+    second = await lookup.find(door.client, KEY)
+    assert first.run_id and second.run_id and first.run_id != second.run_id
+
+
+async def test_stop_whose_run_is_replaced_by_a_new_run_conflicts_without_waiting(
+        door: Door) -> None:
+    await lookup.start(door.client, KEY, Settings())
+    door.host.process_events = False  # the event lands in run 1, which another stop ends
+    pending = asyncio.create_task(
+        lookup.stop(door.client, KEY, None, Settings(stop_confirm_seconds=20)))
+    while ("get_status", "workflow-aaron") not in door.host.calls:
+        await asyncio.sleep(0)  # until the stop has seen run 1 live
+    door.host.finish("workflow-aaron", output={"outcome": "stopped", "event": "other"})
+    await lookup.start(door.client, KEY, Settings())  # run 2 of the same key
+    started = time.monotonic()
+    with pytest.raises(StopConflict):
+        await pending
+    assert time.monotonic() - started < 5
+    assert door.host.instances["workflow-aaron"].runtime_status == "Pending"  # run 2 untouched
 
 
 @pytest.mark.parametrize("runtime_status", ACTIVE)

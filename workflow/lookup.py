@@ -7,6 +7,7 @@ every bare ``Exception`` the SDK raises is translated here, once, into a domain 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -104,6 +105,7 @@ class WorkflowStatus:
     last_updated_time: datetime | None = None
     custom_status: Any = None
     output: Any = None
+    run_id: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -124,8 +126,11 @@ class WorkflowStatus:
 
 
 def orchestration_input(key: WorkflowKey, settings: Settings) -> dict[str, Any]:
-    """The orchestrator's input: everything it needs, so it never reads the environment."""
-    return {"key": key.value, "timeoutSeconds": settings.timeout_seconds}
+    """The orchestrator's input: everything it needs, so it never reads the environment, and a
+    fresh ``runId`` that tells this run from earlier and later runs of the same key (status
+    times have whole-second precision, so they cannot)."""
+    return {"key": key.value, "timeoutSeconds": settings.timeout_seconds,
+            "runId": uuid.uuid4().hex}
 
 
 async def find(client: OrchestrationClient, key: WorkflowKey) -> WorkflowStatus | None:
@@ -227,10 +232,17 @@ async def stop(
     deadline = time.monotonic() + settings.stop_confirm_seconds
     delay = _FIRST_POLL_SECONDS
     await asyncio.sleep(0)
+    target_run: str | None = None
     while True:
         status = await find(client, key)
         if status is None:
             raise NotFound(key)  # purged meanwhile
+        if target_run is None:
+            target_run = status.run_id
+        elif status.run_id != target_run:
+            # The run this event reached has ended and a new run of the key has started: the
+            # old run's verdict is gone, and this stop did not end the new one.
+            raise StopConflict(status)
         if not status.is_active:
             stopped_by = status.custom_status.get("stoppedBy") \
                 if isinstance(status.custom_status, Mapping) else None
@@ -248,6 +260,7 @@ async def stop(
 def _from_sdk(key: WorkflowKey, status: DurableOrchestrationStatus) -> WorkflowStatus:
     runtime_status = status.runtime_status
     return WorkflowStatus(
+        run_id=_run_id(status.input_),
         key=key,
         instance_id=status.instance_id or key.instance_id,
         runtime_status=getattr(runtime_status, "value", str(runtime_status)),
@@ -256,6 +269,20 @@ def _from_sdk(key: WorkflowKey, status: DurableOrchestrationStatus) -> WorkflowS
         custom_status=status.custom_status,
         output=status.output,
     )
+
+
+def _run_id(orchestration_input: Any) -> str | None:
+    """The ``runId`` of an instance's input: the host returns a Python-started instance's input
+    as the JSON text the client sent (a dict from raw HTTP starters); None when absent."""
+    if isinstance(orchestration_input, str):
+        try:
+            orchestration_input = json.loads(orchestration_input)
+        except ValueError:
+            return None
+    if isinstance(orchestration_input, Mapping):
+        run_id = orchestration_input.get("runId")
+        return run_id if isinstance(run_id, str) else None
+    return None
 
 
 def _iso(moment: datetime | None) -> str | None:
