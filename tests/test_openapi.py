@@ -68,7 +68,7 @@ def test_server_url_is_the_route_prefix() -> None:
 
 def test_key_pattern_is_the_regex_the_input_rule_enforces() -> None:
     key = openapi.document()["components"]["schemas"]["Key"]
-    assert key["pattern"] == "^" + inputs._KEY_PATTERN.pattern.removesuffix(r"\Z") + "$"
+    assert key["pattern"] == "^" + inputs.KEY_PATTERN.pattern.removesuffix(r"\Z") + "$"
     assert (key["minLength"], key["maxLength"]) == (1, inputs.MAX_KEY_LENGTH)
     assert key["description"] == inputs.ALLOWED_DESCRIPTION
 
@@ -84,7 +84,7 @@ def accepted_by_the_app(raw: str) -> bool:
     return True
 
 
-@given(st.one_of(st.text(), st.from_regex(inputs._KEY_PATTERN), st.from_regex(r"[A-Za-z0-9]{60,70}\n?")))
+@given(st.one_of(st.text(), st.from_regex(inputs.KEY_PATTERN), st.from_regex(r"[A-Za-z0-9]{60,70}\n?")))
 def test_key_schema_accepts_exactly_the_keys_the_app_accepts(raw: str) -> None:
     # Under ECMA-262 semantics, as a client generator or validator would apply them; in
     # particular "$" must not let a trailing newline through.

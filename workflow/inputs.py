@@ -29,7 +29,7 @@ ALLOWED_DESCRIPTION = (
 )
 
 # \Z rather than $: "$" would also accept a key followed by one trailing newline.
-_KEY_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_KEY_LENGTH - 1}}}\Z")
+KEY_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_KEY_LENGTH - 1}}}\Z")
 _FIRST_CHARACTER = re.compile(r"[A-Za-z0-9]")
 _LATER_CHARACTER = re.compile(r"[A-Za-z0-9_.-]")
 
@@ -45,7 +45,7 @@ class WorkflowKey:
     value: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, str) or not _KEY_PATTERN.match(self.value):
+        if not isinstance(self.value, str) or not KEY_PATTERN.match(self.value):
             raise InvalidKey(explain_rejection(self.value))
 
     @property

@@ -49,9 +49,9 @@ def ecma_anchored(python_pattern: str) -> str:
     return f"^{body}$"
 
 
-# ``_KEY_PATTERN`` is the exact regex ``WorkflowKey`` enforces; reading it (not a copy) is what
+# ``inputs.KEY_PATTERN`` is the exact regex ``WorkflowKey`` enforces; reading it (not a copy) is what
 # keeps this document from drifting from the rule.
-KEY_PATTERN = ecma_anchored(inputs._KEY_PATTERN.pattern)  # noqa: SLF001
+KEY_PATTERN = ecma_anchored(inputs.KEY_PATTERN.pattern)
 
 
 def ecma_literal(text: str) -> str:
