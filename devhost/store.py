@@ -80,6 +80,10 @@ class InstanceGone(RuntimeError):
     """The instance has finished (Completed, Failed, Terminated or Canceled)."""
 
 
+class MessagesAlreadyConsumed(RuntimeError):
+    """An episode's inbox messages were deleted by someone else before it committed."""
+
+
 class InstanceAlreadyRunning(RuntimeError):
     """An instance with this id is Pending, Running, Suspended or ContinuedAsNew."""
 
@@ -424,7 +428,13 @@ class Store:
         with self._tx() as db:
             iid = c.instance_id
             if c.consumed:
-                db.executemany("DELETE FROM inbox WHERE msg_id=?", [(m,) for m in c.consumed])
+                gone = db.executemany("DELETE FROM inbox WHERE msg_id=?",
+                                      [(m,) for m in c.consumed]).rowcount
+                if gone != len(c.consumed):
+                    # Another writer consumed some of them first: committing would deliver
+                    # them twice. Roll back; the episode is rerun from what is left.
+                    raise MessagesAlreadyConsumed(f"{iid}: {len(c.consumed) - gone} of the "
+                                                  f"episode's messages were already consumed")
             base = c.history_base
             if c.reset_history:
                 db.execute("DELETE FROM history WHERE instance_id=?", (iid,))
