@@ -47,8 +47,8 @@ def _to_response(result: Any) -> web.Response:
         headers = {k: v for k, v in result.headers.items()}
         if not any(k.lower() == "content-type" for k in headers) and result.mimetype:
             content_type = result.mimetype
-            if result.charset and content_type.startswith("text/") or \
-                    content_type == "application/json":
+            if result.charset and (content_type.startswith("text/")
+                                   or content_type == "application/json"):
                 content_type += f"; charset={result.charset}"
             headers["Content-Type"] = content_type
         return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
