@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 
+from devhost import supervisor
 from devhost.host import Config, Devhost
 from devhost.loader import AppLoadError
 from devhost.store import StoreLocked
@@ -26,10 +27,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     parser.add_argument("--durability", choices=("process", "power"), default="process",
                         help="'process' (default) survives kill -9; 'power' also a power cut "
                              "(synchronous=FULL, slower)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes sharing the port and the database (default 1; "
+                             "2 uses both cores of a 2-core machine)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     return Config(app_dir=args.app, host=args.host, port=args.port, db_path=args.db,
-                  synchronous="FULL" if args.durability == "power" else "NORMAL"), args.log_level
+                  synchronous="FULL" if args.durability == "power" else "NORMAL",
+                  workers=args.workers), args.log_level
 
 
 def banner(host: Devhost) -> str:
@@ -49,6 +56,7 @@ def banner(host: Devhost) -> str:
               f"Resumed {host.recovered[0]} instance(s) with pending messages and "
               f"{host.recovered[1]} pending activity call(s).",
               f"Fast path: {', '.join(host.fastpath) or 'off'} (DEVHOST_FASTPATH=0 turns it off).",
+              f"Workers: {host.config.workers} process(es) on one port and one store.",
               "Function keys are not enforced locally (as with `func start`); the deployed app "
               "requires them."]
     lines += [f"warning: {w}" for w in app.warnings]
@@ -63,13 +71,15 @@ async def serve(config: Config) -> int:
     except (AppLoadError, StoreLocked, OSError) as exc:
         print(f"devhost: {exc}", file=sys.stderr)
         return 2
-    print(banner(host), flush=True)
+    if config.worker_index == 0:
+        print(banner(host), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    print("devhost: stopping", flush=True)
+    if config.worker_index == 0:
+        print("devhost: stopping", flush=True)
     await host.stop()
     return 0
 
@@ -77,6 +87,8 @@ async def serve(config: Config) -> int:
 def main(argv: list[str] | None = None) -> int:
     config, level = parse_args(argv)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.shared:
+        return supervisor.run(config, serve)
     return asyncio.run(serve(config))
 
 

@@ -12,11 +12,16 @@ Guarantees:
 - Activities are at least once: a work row lives until its result is committed, and every row
   left by a crash is dispatched again on start.
 - Timers, inbox messages and work survive restarts; :meth:`Engine.recover` re-arms them.
+- Shared mode (several worker processes on one store, each with its own engine): an episode
+  runs in the worker that queued its message, reads one consistent snapshot and commits only if
+  no other worker moved the instance on meanwhile; otherwise it is rerun at once from the
+  current state (optimistic concurrency: an event is never delivered twice or lost).
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import heapq
 import json
@@ -35,7 +40,8 @@ from devhost import history as h
 from devhost.history import EventType
 from devhost.loader import LoadedApp
 from devhost.status import TERMINAL, RuntimeStatus
-from devhost.store import EpisodeCommit, Instance, Message, NewInstance, NewMessage, Store, WorkItem
+from devhost.store import (EpisodeCommit, EpisodeConflict, Instance, Message, NewInstance,
+                           NewMessage, Store, WorkItem)
 
 log = logging.getLogger("devhost.engine")
 
@@ -273,6 +279,7 @@ class Engine:
     def __init__(self, store: Store, app: LoadedApp, *, clock: Callable[[], float] = h.now,
                  max_activities: int = 32, cache_size: int = 20_000) -> None:
         self.store, self.app, self._clock = store, app, clock
+        self.shared = store.shared
         # Start from the latest time already recorded, not 0: if the wall clock stepped back
         # while devhost was down, new OrchestratorStarted events must still not precede the
         # ones in the histories (the SDK needs them non-decreasing).
@@ -339,8 +346,10 @@ class Engine:
         try:
             # One transaction for the whole batch of ready episodes (each one a savepoint). It
             # commits before this callback returns, so before any activity task or HTTP handler
-            # runs: nothing an episode did is observed before it is durable.
-            with self.store.batch():
+            # runs: nothing an episode did is observed before it is durable. Shared workers
+            # commit episode by episode instead: a batch would hold the write lock through every
+            # replay and stall the other workers.
+            with contextlib.nullcontext() if self.shared else self.store.batch():
                 while self._ready and budget:
                     iid = next(iter(self._ready))
                     del self._ready[iid]
@@ -348,6 +357,10 @@ class Engine:
                     ran.append(iid)
                     try:
                         self.run_episode(iid)
+                    except EpisodeConflict:
+                        # Another worker moved the instance on: rerun from what is there now.
+                        self._cache.pop(iid, None)
+                        self.wake(iid, None if self.shared else self.now() + 1.0)
                     except Exception:
                         # A devhost bug or a storage error: the messages stay in the inbox, so
                         # the instance is retried instead of being lost.
@@ -408,8 +421,14 @@ class Engine:
 
     # ---- episodes ------------------------------------------------------------------------------
 
-    def _load(self, inst: Instance) -> _Cached:
+    def _load(self, inst: Instance, fresh: bool = False) -> _Cached:
+        """The instance's history (cached). ``fresh``: a shared engine first checks that no
+        other worker appended to it; the rest of an episode must see that same history, so only
+        the episode's first read asks for it."""
         cached = self._cache.get(inst.instance_id)
+        if cached is not None and fresh and self.shared and \
+                len(cached.texts) != self.store.history_length(inst.instance_id):
+            cached = None  # another worker ran an episode of this instance
         if cached is None or cached.execution_id != inst.execution_id:
             texts = self.store.history(inst.instance_id)
             facts = _Facts()
@@ -425,16 +444,20 @@ class Engine:
 
     def run_episode(self, instance_id: str) -> None:
         """Deliver every visible message of one instance and commit the outcome."""
-        inst = self.store.get(instance_id)
-        if inst is None:
-            return
-        at = self.now()
-        messages = self.store.visible_messages(instance_id, at)
-        if not messages:
-            nxt = self.store.next_wake(instance_id)
-            if nxt is not None:
-                self.wake(instance_id, nxt)
-            return
+        with self.store.snapshot():
+            inst = self.store.get(instance_id)
+            if inst is None:
+                return
+            # Never before the instance's last episode (another worker's clock reading may be
+            # later than ours): OrchestratorStarted times must not decrease.
+            at = max(self.now(), inst.updated_at)
+            messages = self.store.visible_messages(instance_id, at)
+            if not messages:
+                nxt = self.store.next_wake(instance_id)
+                if nxt is not None:
+                    self.wake(instance_id, nxt)
+                return
+            self._load(inst, fresh=True)  # the history of the same snapshot
         current = [m for m in messages
                    if m.execution_id is None or m.execution_id == inst.execution_id]
         stale = [m.msg_id for m in messages if m not in current]

@@ -31,6 +31,14 @@ class Config:
     port: int = 7071
     db_path: str | None = None
     synchronous: str = "NORMAL"
+    #: Worker processes sharing the port and the database (see :mod:`devhost.supervisor`).
+    workers: int = 1
+    #: Which worker this process is (0 also resumes the database's pending work).
+    worker_index: int = 0
+
+    @property
+    def shared(self) -> bool:
+        return self.workers > 1
 
     def database(self) -> str:
         """The SQLite file: ``--db`` or ``<app>/.devhost/devhost.sqlite3`` (git-ignored)."""
@@ -58,7 +66,9 @@ class Devhost:
         """
         load_settings(self.config.app_dir)
         self.app = load_app(self.config.app_dir)
-        self.store = Store(self.config.database(), self.config.synchronous)
+        self.store = Store(self.config.database(), self.config.synchronous,
+                           shared=self.config.shared,
+                           checkpoint=self.config.worker_index == 0)
         try:
             self.engine = Engine(self.store, self.app)
             management = ManagementApi(self.store, self.engine, self.app)
@@ -66,8 +76,9 @@ class Devhost:
             self._runner = web.AppRunner(server.build(), access_log=None,
                                          handle_signals=False)
             await self._runner.setup()
+            # Workers each listen on the same port; the kernel spreads connections among them.
             site = web.TCPSite(self._runner, self.config.host, self.config.port,
-                               reuse_address=True)
+                               reuse_address=True, reuse_port=self.config.shared or None)
             await site.start()
             sockets = site._server.sockets if site._server else []  # the bound port for port 0
             if sockets:
@@ -77,7 +88,8 @@ class Devhost:
                 else f"http://{self.config.host}:{self.port}"
             self.fastpath = fastpath.install(management.handle,
                                              f"{server.rpc_origin}{RPC_PATH}/")
-            self.recovered = self.engine.recover()
+            if self.config.worker_index == 0:
+                self.recovered = self.engine.recover()
         except BaseException:
             self.store.close()
             raise

@@ -2,7 +2,9 @@
 
 Guarantees: every process binds 127.0.0.1 on a free port, uses the database it is given, and is
 stopped (SIGTERM, then SIGKILL) by :meth:`DevhostProcess.stop`; :meth:`start` waits at most
-``timeout`` seconds for readiness and raises with the process output otherwise.
+``timeout`` seconds for readiness and raises with the process output otherwise. With
+``workers`` > 1, :meth:`DevhostProcess.kill` kills the supervisor and its workers at once (the
+process group), as a crash of the whole devhost would.
 """
 from __future__ import annotations
 
@@ -30,8 +32,9 @@ class DevhostProcess:
     """One ``python -m devhost`` child process serving ``app_dir`` with database ``db``."""
 
     def __init__(self, app_dir: Path, db: Path, env: dict[str, str] | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, workers: int = 1) -> None:
         self.app_dir, self.db, self.env = Path(app_dir), Path(db), env or {}
+        self.workers = workers
         self.log = log or self.db.with_suffix(".log")
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -49,8 +52,9 @@ class DevhostProcess:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--app", str(self.app_dir), "--port",
-             str(self.port), "--db", str(self.db), "--log-level", "WARNING"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+             str(self.port), "--db", str(self.db), "--log-level", "WARNING",
+             "--workers", str(self.workers)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -74,7 +78,10 @@ class DevhostProcess:
     def kill(self) -> None:
         """SIGKILL: the crash case (no shutdown code runs)."""
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait(10)
 
     def stop(self) -> None:

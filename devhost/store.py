@@ -6,9 +6,13 @@ Guarantees:
   process crash, ``FULL`` also a power cut).
 - A method returns only after COMMIT, so callers acknowledge (HTTP 202) only durable state.
 - One devhost per database file: a second one is refused with :class:`StoreLocked`.
+- Shared mode (``shared=True``, one store per worker process of one devhost): write
+  transactions of the workers serialise on a lock file (a blocked worker wakes the instant the
+  lock is free, unlike SQLite's sleeping busy handler), and :meth:`Store.commit_episode` refuses
+  an episode computed from a history another worker has changed since (:class:`EpisodeConflict`).
 
-The store is used from the event-loop thread only; it is not thread-safe by design, because
-devhost serialises all state transitions on that thread instead of taking locks.
+Each store is used from its event-loop thread only; it is not thread-safe by design, because
+devhost serialises a process's state transitions on that thread instead of taking locks.
 """
 from __future__ import annotations
 
@@ -17,11 +21,16 @@ import contextlib
 import fcntl
 import json
 import os
+import logging
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 from devhost.status import RuntimeStatus
+
+log = logging.getLogger("devhost.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -80,8 +89,17 @@ class InstanceGone(RuntimeError):
     """The instance has finished (Completed, Failed, Terminated or Canceled)."""
 
 
-class MessagesAlreadyConsumed(RuntimeError):
+class EpisodeConflict(RuntimeError):
+    """An episode was computed from state that changed before it committed; nothing was
+    written, and rerunning it from the current state is safe."""
+
+
+class MessagesAlreadyConsumed(EpisodeConflict):
     """An episode's inbox messages were deleted by someone else before it committed."""
+
+
+class StaleHistory(EpisodeConflict):
+    """The instance's execution or history changed after the episode read it."""
 
 
 class InstanceAlreadyRunning(RuntimeError):
@@ -204,38 +222,141 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class Store:
-    """The SQLite database behind one devhost process (see module docstring for guarantees)."""
+#: Bytes of WAL file kept after a checkpoint has emptied it (the rest is truncated away).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
-    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
-        self.path = os.path.abspath(path)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._lock_file = open(self.path + ".lock", "a+")
+
+class Checkpointer:
+    """A daemon thread that checkpoints the WAL every ``interval`` seconds on its own connection.
+
+    PASSIVE checkpoints never block writers or readers; SQLite's step releases the GIL, so the
+    copying and the fsync overlap with the event loop. Durability is unaffected: a committed
+    transaction is in the WAL, whether or not it was checkpointed yet.
+    """
+
+    def __init__(self, path: str, interval: float = 0.2) -> None:
+        self.path, self.interval = path, interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="devhost-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while not self._stopped.wait(self.interval):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # e.g. the disk is full: retried next round
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+
+def lock_database(path: str, wait: float = 2.0) -> IO[str]:
+    """Take the one-devhost-per-database lock of ``path`` (held while the returned file stays
+    open, also by forked workers that inherit it).
+
+    Waits up to ``wait`` seconds, so a devhost restarted right after a kill -9 does not trip
+    over the dying processes of the previous one. Raises: StoreLocked.
+    """
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    lock_file = open(path + ".lock", "a+")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
         except OSError:
-            self._lock_file.seek(0)
-            holder = self._lock_file.read().strip() or "unknown"
-            self._lock_file.close()
-            raise StoreLocked(
-                f"database {self.path} is in use by another devhost (pid {holder}); "
-                f"stop it or pass a different --db") from None
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
-        self._lock_file.write(str(os.getpid()))
-        self._lock_file.flush()
+            if time.monotonic() >= deadline:
+                lock_file.seek(0)
+                holder = lock_file.read().strip() or "unknown"
+                lock_file.close()
+                raise StoreLocked(
+                    f"database {path} is in use by another devhost (pid {holder}); "
+                    f"stop it or pass a different --db") from None
+            time.sleep(0.02)
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(str(os.getpid()))
+    lock_file.flush()
+    return lock_file
+
+
+class Store:
+    """The SQLite database behind one devhost process (see module docstring for guarantees).
+
+    ``shared``: this process is one of several workers of one devhost; the supervisor holds the
+    database lock (:func:`lock_database`) and the workers' write transactions take turns.
+    ``checkpoint``: run the WAL checkpointer (one per database: the other workers pass False).
+    """
+
+    def __init__(self, path: str, synchronous: str = "NORMAL", *, shared: bool = False,
+                 checkpoint: bool = True, lock_wait: float = 2.0) -> None:
+        self.path = os.path.abspath(path)
+        self.shared = shared
+        self._lock_file: IO[str] | None = None
+        self._write_lock: IO[str] | None = None
+        if shared:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            # Opened by this process itself: a lock on an inherited descriptor would be shared
+            # with the other workers instead of excluding them.
+            self._write_lock = open(self.path + ".write-lock", "a+")
+        else:
+            self._lock_file = lock_database(self.path, lock_wait)
         self._batching = False
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
+        # Checkpoints (copying the WAL into the database file, with an fsync) run on a
+        # background thread instead of inside whichever COMMIT crosses the threshold: they no
+        # longer stall the event loop, nor hold the write lock the other workers wait for.
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        with self._locked():
+            self.db.executescript(SCHEMA)
+        self._checkpointer = Checkpointer(self.path) if checkpoint else None
 
     def close(self) -> None:
-        """Close the database and release the single-process lock."""
+        """Close the database and release this process's locks."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.db.close()
-        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._lock_file.close()
+        for lock in (self._lock_file, self._write_lock):
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                lock.close()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclude the other workers' write transactions (a no-op for a lone devhost)."""
+        if self._write_lock is None:
+            yield
+            return
+        fcntl.flock(self._write_lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Make the reads inside the block see one consistent state. Only shared stores need
+        it: a lone devhost has no other writer."""
+        if not self.shared or self._batching or self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -250,13 +371,14 @@ class Store:
                 raise
             self.db.execute("RELEASE transition")
             return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._locked():
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -267,16 +389,17 @@ class Store:
         if self._batching:
             yield
             return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._batching = True
-        try:
-            yield
-        except BaseException:
+        with self._locked():
+            self.db.execute("BEGIN IMMEDIATE")
+            self._batching = True
+            try:
+                yield
+            except BaseException:
+                self._batching = False
+                self.db.execute("ROLLBACK")
+                raise
             self._batching = False
-            self.db.execute("ROLLBACK")
-            raise
-        self._batching = False
-        self.db.execute("COMMIT")
+            self.db.execute("COMMIT")
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -290,6 +413,12 @@ class Store:
         episode stamps ``updated_at`` with its OrchestratorStarted time."""
         row = self.db.execute("SELECT MAX(updated_at) FROM instances").fetchone()
         return row[0] or 0.0
+
+    def history_length(self, instance_id: str) -> int:
+        """How many history events the instance has (its events are numbered from 0)."""
+        row = self.db.execute("SELECT MAX(seq) FROM history WHERE instance_id=?",
+                              (instance_id,)).fetchone()
+        return 0 if row[0] is None else row[0] + 1
 
     def history(self, instance_id: str) -> list[str]:
         """The instance's history events as JSON texts, oldest first."""
@@ -427,6 +556,13 @@ class Store:
         """Write one episode atomically; returns the work items it scheduled (with their ids)."""
         with self._tx() as db:
             iid = c.instance_id
+            row = db.execute(
+                "SELECT execution_id, (SELECT MAX(seq) FROM history WHERE instance_id=?) "
+                "FROM instances WHERE instance_id=?", (iid, iid)).fetchone()
+            if row is None or row[0] != c.execution_id or \
+                    (0 if row[1] is None else row[1] + 1) != c.history_base:
+                # Another writer moved the instance on since this episode read it.
+                raise StaleHistory(f"{iid}: the history changed while the episode ran")
             if c.consumed:
                 gone = db.executemany("DELETE FROM inbox WHERE msg_id=?",
                                       [(m,) for m in c.consumed]).rowcount

@@ -14,8 +14,10 @@ APPS = Path(__file__).resolve().parent / "apps"
 def _factory(directory: Path) -> Iterator[Callable[..., DevhostProcess]]:
     started: list[DevhostProcess] = []
 
-    def start(app_dir: Path = REPO, env: dict[str, str] | None = None) -> DevhostProcess:
-        host = DevhostProcess(app_dir, directory / f"devhost{len(started)}.sqlite3", env=env)
+    def start(app_dir: Path = REPO, env: dict[str, str] | None = None,
+              workers: int = 1) -> DevhostProcess:
+        host = DevhostProcess(app_dir, directory / f"devhost{len(started)}.sqlite3", env=env,
+                              workers=workers)
         started.append(host)
         return host.start()
 
@@ -26,7 +28,7 @@ def _factory(directory: Path) -> Iterator[Callable[..., DevhostProcess]]:
 
 @pytest.fixture
 def devhost_factory(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
-    """``devhost_factory(app_dir=REPO, env=None)`` starts a devhost on a temp DB."""
+    """``devhost_factory(app_dir=REPO, env=None, workers=1)`` starts a devhost on a temp DB."""
     yield from _factory(tmp_path)
 
 

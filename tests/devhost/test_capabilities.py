@@ -30,11 +30,13 @@ LOCAL_SETTINGS = {"IsEncrypted": False,
                              "CAPABILITIES_PRESET": "from local.settings.json"}}
 
 
-@pytest.fixture(scope="module", params=["fastpath", "loopback-http"])
+@pytest.fixture(scope="module", params=["fastpath", "loopback-http", "two-workers"])
 def host(request: pytest.FixtureRequest, module_devhost_factory: Callable[..., DevhostProcess],
          tmp_path_factory: pytest.TempPathFactory) -> DevhostProcess:
-    """The app served with devhost's in-process client shortcut, and with the SDK's own HTTP
-    calls to ``rpcBaseUrl`` (``DEVHOST_FASTPATH=0``)."""
+    """The app served with devhost's in-process client shortcut, with the SDK's own HTTP
+    calls to ``rpcBaseUrl`` (``DEVHOST_FASTPATH=0``), and by two worker processes sharing the
+    port and the database (``--workers 2``: requests, episodes and activities of one instance
+    land in either process)."""
     env = {"CAPABILITIES_PRESET": "from the environment"}
     if request.param == "loopback-http":
         env["DEVHOST_FASTPATH"] = "0"
@@ -42,7 +44,8 @@ def host(request: pytest.FixtureRequest, module_devhost_factory: Callable[..., D
     for name in ("function_app.py", "host.json"):
         shutil.copy(CAPABILITIES / name, app_dir / name)
     (app_dir / "local.settings.json").write_text(json.dumps(LOCAL_SETTINGS))
-    return module_devhost_factory(app_dir, env=env)
+    return module_devhost_factory(app_dir, env=env,
+                                  workers=2 if request.param == "two-workers" else 1)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """The app's HTTP contract end to end: the real app, unmodified, on a real devhost over HTTP.
 
-Every test runs twice: with devhost's SDK fast path and without it (``DEVHOST_FASTPATH=0``:
+Every test runs three times: with devhost's SDK fast path, without it (``DEVHOST_FASTPATH=0``:
 the Durable client then talks to devhost over loopback HTTP, as it does to the real host), so
-the shortcut is held to the same observable behaviour.
+the shortcut is held to the same observable behaviour, and with two worker processes
+(``--workers 2``), whose requests and episodes for one key land in either process.
 """
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ from devhost.process import REPO, DevhostProcess
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", params=["fastpath", "plain"])
+@pytest.fixture(scope="module", params=["fastpath", "plain", "two-workers"])
 def host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[DevhostProcess]:
     env = {"WORKFLOW_TIMEOUT_SECONDS": "0",
-           "DEVHOST_FASTPATH": "1" if request.param == "fastpath" else "0"}
-    process = DevhostProcess(REPO, tmp_path_factory.mktemp("app") / "db.sqlite3", env=env)
+           "DEVHOST_FASTPATH": "0" if request.param == "plain" else "1"}
+    process = DevhostProcess(REPO, tmp_path_factory.mktemp("app") / "db.sqlite3", env=env,
+                             workers=2 if request.param == "two-workers" else 1)
     yield process.start()
     process.stop()
 
