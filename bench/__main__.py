@@ -73,8 +73,8 @@ def measure_hello(size: dict[str, Any], concurrencies: list[int]) -> dict[int, f
 
 
 def measure_devhost(size: dict[str, Any], concurrencies: list[int], workdir: Path,
-                    env: dict[str, str]) -> dict[str, Any]:
-    host = DevhostProcess(REPO, workdir / "lifecycles.sqlite3", env=env).start()
+                    env: dict[str, str], workers: int) -> dict[str, Any]:
+    host = DevhostProcess(REPO, workdir / "lifecycles.sqlite3", env=env, workers=workers).start()
     try:
         asyncio.run(load.lifecycles(host.url, 50, 4, "warm"))
         unloaded = asyncio.run(load.lifecycles(host.url, size["unloaded"], 1, "one"))
@@ -85,14 +85,15 @@ def measure_devhost(size: dict[str, Any], concurrencies: list[int], workdir: Pat
     return {"unloaded": unloaded, "loaded": loaded}
 
 
-def measure_lookups(size: dict[str, Any], workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+def measure_lookups(size: dict[str, Any], workdir: Path, env: dict[str, str],
+                    workers: int) -> dict[str, Any]:
     db = workdir / "lookups.sqlite3"
     results: dict[str, Any] = {}
     seeded = 0
     for label, total in (("small", size["small"]), ("large", size["large"])):
         seed(str(db), seeded, total - seeded)
         seeded = total
-        host = DevhostProcess(REPO, db, env=env).start()
+        host = DevhostProcess(REPO, db, env=env, workers=workers).start()
         try:
             keys = [seed_key(i) for i in range(0, total, max(1, total // 97))]
             asyncio.run(load.checks(host.url, keys, 50))
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-concurrency", type=int, default=8,
                         help="DBOS drivers (its throughput is flat from 1 to 64; 8 keeps its tail "
                              "latency sane)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="devhost worker processes (default: one per core); the same run "
+                             "also measures one worker as a baseline")
     parser.add_argument("--devhost-env", action="append", default=[],
                         help="NAME=VALUE for the devhost process (e.g. DEVHOST_INPROC_CLIENT=0)")
     args = parser.parse_args(argv)
@@ -136,13 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         hello = measure_hello(size, concurrencies)
-        dh = measure_devhost(size, concurrencies, workdir, env)
+        dh = measure_devhost(size, concurrencies, workdir, env, args.workers)
         best_c = max(dh["loaded"].items(), key=lambda kv: kv[1].rate)[0]
-        # Baseline in the same run: devhost without its SDK shortcuts, at the best concurrency.
+        # Baselines in the same run, at the best concurrency: devhost without its SDK
+        # shortcuts, and devhost in one process.
         (workdir / "plain").mkdir()
         plain = measure_devhost(size, [best_c], workdir / "plain",
-                                {**env, "DEVHOST_FASTPATH": "0"})
-        lookups = measure_lookups(size, workdir, env)
+                                {**env, "DEVHOST_FASTPATH": "0"}, args.workers)
+        (workdir / "one").mkdir()
+        one_worker = measure_devhost(size, [best_c], workdir / "one", env, 1)
+        lookups = measure_lookups(size, workdir, env, args.workers)
         peer = {} if args.no_peer else measure_peer(size, workdir, args.peer_concurrency)
 
     best = dh["loaded"][best_c]
@@ -155,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "lifecycles_per_s": round(best.rate, 1),
         "best_concurrency": best_c,
         "hello_per_lifecycle": round(hello_rps / best.rate, 2),
+        "workers": args.workers,
+        "lifecycles_per_s_one_worker": round(one_worker["loaded"][best_c].rate, 1),
         "lifecycles_per_s_no_fastpath": round(plain["loaded"][best_c].rate, 1),
         "stop_to_completed_p50_ms_no_fastpath":
             round(load.percentile(plain["unloaded"].stop_to_completed, 0.5), 3),
@@ -174,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     result.update({k: round(v, 3) for k, v in peer.items()})
     print()
-    print(f"Machine: {result['machine']}   size: {args.size}")
+    print(f"Machine: {result['machine']}   size: {args.size}   devhost workers: {args.workers}")
     print(f"{'measure':46} {'value':>12}")
     print(f"{'bare aiohttp hello (req/s), per concurrency':46} "
           + "  ".join(f"c{c}={r:,.0f}" for c, r in hello.items()))
@@ -184,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         ("hello_rps (best)", f"{hello_rps:,.0f}"),
         (f"lifecycles_per_s (best, c={best_c})", f"{best.rate:,.1f}"),
         ("hello_rps / lifecycles_per_s (goal <= 15)", f"{hello_rps / best.rate:.2f}"),
+        (f"lifecycles_per_s with 1 worker (c={best_c})",
+         f"{result['lifecycles_per_s_one_worker']:,.1f}"),
         (f"lifecycles_per_s without fast path (c={best_c})",
          f"{result['lifecycles_per_s_no_fastpath']:,.1f}"),
         ("start p50 / p99 ms, unloaded", f"{result['start_p50_ms']:.2f} / {result['start_p99_ms']:.2f}"),

@@ -9,7 +9,8 @@ import pytest
 
 from devhost.process import REPO
 
-KEYS = ["hello_rps", "lifecycles_per_s", "lifecycles_per_s_no_fastpath", "start_p50_ms",
+KEYS = ["hello_rps", "lifecycles_per_s", "lifecycles_per_s_no_fastpath",
+        "lifecycles_per_s_one_worker", "start_p50_ms",
         "start_p99_ms", "stop_to_completed_p50_ms", "stop_to_completed_p99_ms",
         "check_p50_ms_small", "check_p50_ms_large", "scan_check_p50_ms_large"]
 
@@ -17,11 +18,12 @@ KEYS = ["hello_rps", "lifecycles_per_s", "lifecycles_per_s_no_fastpath", "start_
 @pytest.mark.timeout(240)
 def test_benchmark_prints_a_table_and_every_figure_as_json_on_its_last_line() -> None:
     run = subprocess.run([sys.executable, "-m", "bench", "--size", "tiny", "--no-peer",
-                          "--concurrency", "4"], cwd=REPO, capture_output=True, text=True,
+                          "--concurrency", "4", "--workers", "2"], cwd=REPO, capture_output=True, text=True,
                          timeout=230)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.strip().splitlines()
     result = json.loads(lines[-1])
     assert all(result[k] > 0 for k in KEYS), result
     assert result["instances_large"] == 200
+    assert result["workers"] == 2
     assert any("lifecycles_per_s" in line for line in lines[:-1])  # the readable table

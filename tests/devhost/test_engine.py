@@ -21,7 +21,7 @@ from devhost.engine import Engine
 from devhost.history import parse_timestamp
 from devhost.loader import index_app
 from devhost.management import ManagementApi
-from devhost.store import Store
+from devhost.store import Store, lock_database
 
 DAY = 86400.0
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc).timestamp()
@@ -72,9 +72,9 @@ class FakeClock:
 class Harness:
     """One store + engine + management API on a database file that outlives restarts."""
 
-    def __init__(self, path: Path, clock: FakeClock) -> None:
+    def __init__(self, path: Path, clock: FakeClock, shared: bool = False) -> None:
         self.path, self.clock = path, clock
-        self.store = Store(str(path))
+        self.store = Store(str(path), shared=shared, checkpoint=not shared)
         self.engine = Engine(self.store, LOADED, clock=clock)
         self.api = ManagementApi(self.store, self.engine, LOADED)
 
@@ -195,3 +195,54 @@ async def test_orchestrator_started_timestamps_never_decrease_even_if_the_clock_
     assert started == sorted(started)
     seen = [datetime.fromisoformat(s).timestamp() for s in status["output"]]
     assert seen == sorted(seen)
+
+
+# ---- shared mode: two workers' engines on one database ----------------------------------------
+
+@pytest.fixture
+async def workers(tmp_path: Path) -> AsyncIterator[tuple[Harness, Harness]]:
+    """Two engines on one file, as the two processes of ``devhost --workers 2`` run them (here on
+    one loop, each with its own store connection, cache and clock)."""
+    path = tmp_path / "shared.sqlite3"
+    lock = lock_database(str(path))
+    a, b = Harness(path, FakeClock(), shared=True), Harness(path, FakeClock(), shared=True)
+    yield a, b
+    await a.close()
+    await b.close()
+    lock.close()
+
+
+async def test_workers_deliver_each_event_once_whichever_worker_raised_it(
+        workers: tuple[Harness, Harness]) -> None:
+    a, b = workers
+    await a.start("ticks", 3, "t")  # A runs the first episode and caches the history
+    assert b.call("POST", "/instances/t/raiseEvent/Tick", 1)[0] == 202
+    await b.settle()  # B runs the second episode: A's cached history is now stale
+    assert a.call("POST", "/instances/t/raiseEvent/Tick", 2)[0] == 202
+    await a.settle()
+    assert b.call("POST", "/instances/t/raiseEvent/Tick", 3)[0] == 202
+    await b.settle()
+
+    status = a.status("t")
+    assert status["runtimeStatus"] == "Completed", status
+    assert len(status["output"]) == 3
+    kinds = [ev["EventType"] for ev in a.history("t")]
+    assert kinds.count(15) == 3  # EventRaised, each once
+    assert kinds.count(1) == 1  # ExecutionCompleted, once
+
+
+async def test_workers_never_write_decreasing_episode_times_when_their_clocks_disagree(
+        workers: tuple[Harness, Harness]) -> None:
+    a, b = workers
+    a.clock.advance(120)  # worker A's clock reads two minutes later than B's
+    await a.start("ticks", 2, "t")
+    assert b.call("POST", "/instances/t/raiseEvent/Tick", 1)[0] == 202
+    await b.settle()
+    assert b.call("POST", "/instances/t/raiseEvent/Tick", 2)[0] == 202
+    await b.settle()
+
+    assert b.status("t")["runtimeStatus"] == "Completed"
+    started = [parse_timestamp(ev["Timestamp"]) for ev in b.history("t")
+               if ev["EventType"] == 12]
+    assert len(started) == 3
+    assert started == sorted(started)

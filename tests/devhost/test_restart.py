@@ -18,6 +18,12 @@ from devhost.process import DevhostProcess
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(params=[1, 2], ids=["one-worker", "two-workers"])
+def workers(request: pytest.FixtureRequest) -> int:
+    """One devhost process, and two workers killed together (the whole process group)."""
+    return request.param
+
+
 async def _wait_for_file(path: Path, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -26,8 +32,8 @@ async def _wait_for_file(path: Path, timeout: float = 10.0) -> None:
 
 
 async def test_acknowledged_start_and_event_survive_kill_9(
-        devhost_factory: Callable[..., DevhostProcess]) -> None:
-    host = devhost_factory(CAPABILITIES)
+        devhost_factory: Callable[..., DevhostProcess], workers: int) -> None:
+    host = devhost_factory(CAPABILITIES, workers=workers)
     waiting, pending = fresh_id("wait"), fresh_id("pending")
     async with aiohttp.ClientSession() as session:
         api = Api(session, host.url)
@@ -47,8 +53,8 @@ async def test_acknowledged_start_and_event_survive_kill_9(
 
 
 async def test_activity_interrupted_by_kill_9_runs_again_after_restart(
-        devhost_factory: Callable[..., DevhostProcess], tmp_path: Path) -> None:
-    host = devhost_factory(CAPABILITIES)
+        devhost_factory: Callable[..., DevhostProcess], tmp_path: Path, workers: int) -> None:
+    host = devhost_factory(CAPABILITIES, workers=workers)
     key = fresh_id("slow")
     witness = tmp_path / f"{key}.started"
     async with aiohttp.ClientSession() as session:
@@ -71,8 +77,8 @@ async def test_activity_interrupted_by_kill_9_runs_again_after_restart(
 
 
 async def test_pending_durable_timer_fires_after_restart(
-        devhost_factory: Callable[..., DevhostProcess]) -> None:
-    host = devhost_factory(CAPABILITIES)
+        devhost_factory: Callable[..., DevhostProcess], workers: int) -> None:
+    host = devhost_factory(CAPABILITIES, workers=workers)
     async with aiohttp.ClientSession() as session:
         api = Api(session, host.url)
         began = time.monotonic()

@@ -1,7 +1,10 @@
 """devhost.store: every transition is all-or-nothing, and the store refuses what would corrupt it."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -9,7 +12,8 @@ import pytest
 
 from devhost.status import LIVE, TERMINAL, RuntimeStatus
 from devhost.store import (EpisodeCommit, InstanceAlreadyRunning, InstanceGone, InstanceNotFound,
-                           MessagesAlreadyConsumed, NewInstance, NewMessage, Store, StoreLocked)
+                           MessagesAlreadyConsumed, NewInstance, NewMessage, StaleHistory, Store,
+                           StoreLocked, lock_database)
 
 
 @pytest.fixture
@@ -25,7 +29,7 @@ def created(store: Store, instance_id: str = "i1") -> None:
 
 def test_second_store_on_the_same_file_is_refused_naming_the_file(store: Store) -> None:
     with pytest.raises(StoreLocked, match="store.sqlite3"):
-        Store(store.path)
+        Store(store.path, lock_wait=0)
 
 
 def test_start_never_replaces_a_live_instance(store: Store) -> None:
@@ -60,3 +64,87 @@ def test_episode_whose_messages_another_writer_consumed_is_rolled_back_whole(sto
                                            consumed=[start.msg_id]))
     assert store.history("i1") == []
     assert store.get("i1").status == RuntimeStatus.PENDING
+
+
+# ---- shared mode: several worker processes on one database ------------------------------------
+
+@pytest.fixture
+def shared_pair(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    """Two workers' stores on one file, as ``devhost --workers 2`` opens them."""
+    path = str(tmp_path / "shared.sqlite3")
+    lock = lock_database(path)
+    a, b = Store(path, shared=True), Store(path, shared=True, checkpoint=False)
+    yield a, b
+    a.close()
+    b.close()
+    lock.close()
+
+
+def test_lock_database_refuses_a_second_devhost_once_its_wait_runs_out(tmp_path: Path) -> None:
+    path = str(tmp_path / "locked.sqlite3")
+    lock = lock_database(path)
+    try:
+        began = time.monotonic()
+        with pytest.raises(StoreLocked, match=f"pid {os.getpid()}"):
+            lock_database(path, wait=0.2)
+        assert time.monotonic() - began >= 0.2
+        with pytest.raises(StoreLocked):
+            Store(path, lock_wait=0)
+    finally:
+        lock.close()
+    lock_database(path, wait=0).close()  # free again once the holder closed it
+
+
+def test_shared_store_refuses_an_episode_computed_from_a_history_another_worker_changed(
+        shared_pair: tuple[Store, Store]) -> None:
+    a, b = shared_pair
+    created(a)
+    [start] = b.visible_messages("i1", 9)
+    # Worker B runs the first episode; worker A computed one from the same (empty) history.
+    b.commit_episode(EpisodeCommit("i1", "e1", RuntimeStatus.RUNNING, 2.0, 0,
+                                   new_events=['{"EventType":12}', '{"EventType":0}'],
+                                   consumed=[start.msg_id]))
+    a.enqueue(NewMessage("i1", "event", {"EventType": 14}, 3.0), LIVE)
+    [event] = a.visible_messages("i1", 9)
+    with pytest.raises(StaleHistory):
+        a.commit_episode(EpisodeCommit("i1", "e1", RuntimeStatus.COMPLETED, 3.0, 0,
+                                       new_events=['{"EventType":12}'], consumed=[event.msg_id],
+                                       finished=True))
+    # Nothing of the refused episode was written: the event waits for a rerun.
+    assert a.history_length("i1") == 2
+    assert a.get("i1").status == RuntimeStatus.RUNNING
+    assert [m.msg_id for m in b.visible_messages("i1", 9)] == [event.msg_id]
+    a.commit_episode(EpisodeCommit("i1", "e1", RuntimeStatus.COMPLETED, 3.0, 2,
+                                   new_events=['{"EventType":12}'], consumed=[event.msg_id],
+                                   finished=True))
+    assert b.get("i1").status == RuntimeStatus.COMPLETED
+
+
+def test_shared_store_refuses_an_episode_of_an_execution_that_was_replaced(
+        shared_pair: tuple[Store, Store]) -> None:
+    a, b = shared_pair
+    created(a)
+    b.purge(["i1"])
+    b.create(NewInstance("i1", "e2", "orch", None, 2.0, {"EventType": 0}), TERMINAL)
+    with pytest.raises(StaleHistory):
+        a.commit_episode(EpisodeCommit("i1", "e1", RuntimeStatus.RUNNING, 3.0, 0))
+    assert a.get("i1").execution_id == "e2"
+
+
+def test_shared_store_write_transactions_wait_for_each_other(
+        shared_pair: tuple[Store, Store]) -> None:
+    a, b = shared_pair
+    created(a)
+    written = threading.Event()
+
+    def other_worker() -> None:
+        b.enqueue(NewMessage("i1", "event", {"EventType": 14}, 2.0), LIVE)
+        written.set()
+
+    with a._locked():  # worker A is inside a write transaction
+        thread = threading.Thread(target=other_worker)
+        thread.start()
+        assert not written.wait(0.3), "worker B wrote while worker A held the write lock"
+    thread.join(5)
+    assert written.is_set()
+    assert len(a.visible_messages("i1", 9)) == 2

@@ -9,15 +9,19 @@ import pytest
 from devhost.process import REPO, DevhostProcess
 
 
-@pytest.fixture
-def app_devhost(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
+@pytest.fixture(params=[1, 2], ids=["one-worker", "two-workers"])
+def app_devhost(request: pytest.FixtureRequest, tmp_path: Path
+                ) -> Iterator[Callable[..., DevhostProcess]]:
     """``app_devhost(timeout_seconds=0)`` starts the app on devhost with a fresh database; every
-    process started is stopped after the test."""
+    process started is stopped after the test. Each test runs against one devhost process and
+    against two worker processes sharing port and database (``--workers 2``), where
+    concurrent requests for one key race across processes."""
     started: list[DevhostProcess] = []
 
     def start(timeout_seconds: int = 0) -> DevhostProcess:
         process = DevhostProcess(REPO, tmp_path / f"app{len(started)}.sqlite3",
-                                 env={"WORKFLOW_TIMEOUT_SECONDS": str(timeout_seconds)})
+                                 env={"WORKFLOW_TIMEOUT_SECONDS": str(timeout_seconds)},
+                                 workers=request.param)
         started.append(process)
         return process.start()
 

@@ -56,10 +56,12 @@ async def persist(api: Api, method: str, path: str, body: Any, done: set[int],
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
 async def test_kill_9_at_random_moments_loses_no_acknowledged_stop_and_completes_nothing_twice(
-        tmp_path: Path) -> None:
+        tmp_path: Path, workers: int) -> None:
     rng = random.Random(SEED)
-    host = DevhostProcess(REPO, tmp_path / "chaos.sqlite3", env={"WORKFLOW_TIMEOUT_SECONDS": "0"})
+    host = DevhostProcess(REPO, tmp_path / "chaos.sqlite3", env={"WORKFLOW_TIMEOUT_SECONDS": "0"},
+                          workers=workers)
     host.start()
     keys = [f"chaos{i}-{uuid.uuid4().hex[:6]}" for i in range(LIFECYCLES)]
     acknowledged: dict[str, int] = {}
