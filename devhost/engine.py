@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import heapq
 import json
@@ -124,6 +123,14 @@ def _retry_delay(options: dict[str, Any], attempt: int, first_at: float, now: fl
     if cap is not None and cap > 0:
         delay_ms = min(delay_ms, cap)
     return max(delay_ms, 1) / 1000
+
+
+@dataclass
+class _PendingCommit:
+    """An episode's writes, and what to do once they are committed."""
+
+    commit: EpisodeCommit
+    after: Callable[[list[WorkItem]], None]
 
 
 class _Episode:
@@ -290,6 +297,7 @@ class Engine:
         self._drain_scheduled = False
         self._wakeups: list[tuple[float, str]] = []
         self._wake_handle: asyncio.TimerHandle | None = None
+        self._pending: list[_PendingCommit] | None = None
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_activities)
@@ -340,41 +348,76 @@ class Engine:
         self._arm()
 
     def _drain(self) -> None:
+        """Run up to 64 ready episodes, then commit them together.
+
+        Episodes are computed first and their writes committed afterwards in one transaction
+        (each one a savepoint): one WAL write for the batch, and shared workers hold the write
+        lock only for the SQL, never through a replay. What an episode did takes effect
+        (activities dispatched, instances woken, cache updated) only after that COMMIT, so
+        nothing is observed before it is durable.
+        """
         self._drain_scheduled = False
         budget = 64
-        ran: list[str] = []
+        self._pending = []
         try:
-            # One transaction for the whole batch of ready episodes (each one a savepoint). It
-            # commits before this callback returns, so before any activity task or HTTP handler
-            # runs: nothing an episode did is observed before it is durable. Shared workers
-            # commit episode by episode instead: a batch would hold the write lock through every
-            # replay and stall the other workers.
-            with contextlib.nullcontext() if self.shared else self.store.batch():
-                while self._ready and budget:
-                    iid = next(iter(self._ready))
-                    del self._ready[iid]
-                    budget -= 1
-                    ran.append(iid)
+            while self._ready and budget:
+                iid = next(iter(self._ready))
+                del self._ready[iid]
+                budget -= 1
+                try:
+                    self.run_episode(iid)
+                except Exception:
+                    # A devhost bug: the messages stay in the inbox, so the instance is retried
+                    # instead of being lost.
+                    log.exception("episode of %s failed; retrying in 1 s", iid)
+                    self._retry(iid, self.now() + 1.0)
+        finally:
+            pending, self._pending = self._pending, None
+        outcomes: list[tuple[_PendingCommit, list[WorkItem] | Exception]] = []
+        try:
+            with self.store.batch():
+                for item in pending:
                     try:
-                        self.run_episode(iid)
-                    except EpisodeConflict:
-                        # Another worker moved the instance on: rerun from what is there now.
-                        self._cache.pop(iid, None)
-                        self.wake(iid, None if self.shared else self.now() + 1.0)
-                    except Exception:
-                        # A devhost bug or a storage error: the messages stay in the inbox, so
-                        # the instance is retried instead of being lost.
-                        log.exception("episode of %s failed; retrying in 1 s", iid)
-                        self._cache.pop(iid, None)
-                        self.wake(iid, self.now() + 1.0)
+                        outcomes.append((item, self.store.commit_episode(item.commit)))
+                    except Exception as exc:  # that savepoint alone was rolled back
+                        outcomes.append((item, exc))
         except Exception:
-            log.exception("committing %d episodes failed; retrying them in 1 s", len(ran))
-            self._cache.clear()
-            for iid in ran:
-                self.wake(iid, self.now() + 1.0)
+            log.exception("committing %d episodes failed; retrying them in 1 s", len(pending))
+            for item in pending:
+                self._retry(item.commit.instance_id, self.now() + 1.0)
+            outcomes = []
+        for item, outcome in outcomes:
+            iid = item.commit.instance_id
+            if isinstance(outcome, EpisodeConflict):
+                # Another worker moved the instance on: rerun from what is there now.
+                self._retry(iid, None if self.shared else self.now() + 1.0)
+            elif isinstance(outcome, Exception):
+                log.error("episode of %s failed to commit; retrying in 1 s", iid,
+                          exc_info=outcome)
+                self._retry(iid, self.now() + 1.0)
+            else:
+                item.after(outcome)
         if self._ready and not self._drain_scheduled:
             self._drain_scheduled = True
             self.loop.call_soon(self._drain)
+
+    def _retry(self, instance_id: str, at: float | None) -> None:
+        self._cache.pop(instance_id, None)
+        self.wake(instance_id, at)
+
+    def _commit(self, commit: EpisodeCommit,
+                after: Callable[[list[WorkItem]], None] = lambda scheduled: None) -> None:
+        """Commit an episode's writes, then run ``after`` with the work items it scheduled:
+        at the end of the current drain, or at once outside one."""
+        if self._pending is not None:
+            self._pending.append(_PendingCommit(commit, after))
+            return
+        try:
+            scheduled = self.store.commit_episode(commit)
+        except BaseException:
+            self._cache.pop(commit.instance_id, None)
+            raise
+        after(scheduled)
 
     def recover(self) -> tuple[int, int]:
         """Re-arm every instance with messages and re-dispatch every pending activity.
@@ -501,20 +544,19 @@ class Engine:
         if not cached.texts:
             events = []  # nothing may precede OrchestratorStarted + ExecutionStarted
         texts = [_dumps({**ev, "IsPlayed": True}) for ev in events]
-        self.store.commit_episode(EpisodeCommit(
+        self._commit(EpisodeCommit(
             inst.instance_id, inst.execution_id, status or inst.status, at, len(cached.texts),
-            new_events=texts, consumed=consumed))
-        cached.texts.extend(texts)
+            new_events=texts, consumed=consumed), lambda scheduled: cached.texts.extend(texts))
 
     def _terminate(self, inst: Instance, at: float, message: Message) -> None:
         reason = message.payload.get("reason")
         cached = self._load(inst)
         ev = h.event(EventType.EXECUTION_TERMINATED, at, -1, Input=_dumps(reason))
-        self.store.commit_episode(EpisodeCommit(
+        self._commit(EpisodeCommit(
             inst.instance_id, inst.execution_id, RuntimeStatus.TERMINATED, at, len(cached.texts),
             new_events=[_dumps({**ev, "IsPlayed": True})], output=_dumps(reason),
-            set_output=True, finished=True))
-        self._cache.pop(inst.instance_id, None)
+            set_output=True, finished=True),
+            lambda scheduled: self._cache.pop(inst.instance_id, None))
 
     def _replay(self, inst: Instance, at: float, deliver: list[Message], consumed: list[int],
                 control_events: list[dict[str, Any]]) -> None:
@@ -621,21 +663,20 @@ class Engine:
             texts = [_as_played(t) for t in new_texts] + [
                 _dumps({**ev, "IsPlayed": True}) for ev in all_new[len(new_events):]]
         commit.new_events = texts
-        try:
-            scheduled = self.store.commit_episode(commit)
-        except BaseException:
-            self._cache.pop(inst.instance_id, None)
-            raise
-        if finished_as is not None or commit.reset_history:
-            self._cache.pop(inst.instance_id, None)
-        else:
-            cached.texts.extend(texts)
-        for item in scheduled:
-            self.dispatch(item)
-        for m in commit.messages:
-            self.wake(m.instance_id, m.visible_at)
-        for child in commit.children:
-            self.wake(child.instance_id)
+
+        def after(scheduled: list[WorkItem]) -> None:
+            if finished_as is not None or commit.reset_history:
+                self._cache.pop(inst.instance_id, None)
+            else:
+                cached.texts.extend(texts)
+            for item in scheduled:
+                self.dispatch(item)
+            for m in commit.messages:
+                self.wake(m.instance_id, m.visible_at)
+            for child in commit.children:
+                self.wake(child.instance_id)
+
+        self._commit(commit, after)
 
     def _notify_parent(self, inst: Instance, at: float, commit: EpisodeCommit,
                        output: str | None = None, failed: str | None = None) -> None:
