@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PORT ?= 7071
+WORKERS ?= 1
 BENCH_ARGS ?=
 
 .PHONY: run test chaos bench bench-smoke venv clean
@@ -23,7 +24,7 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	touch $@
 
 run: $(STAMP)
-	$(PY) -m devhost --port $(PORT)
+	$(PY) -m devhost --port $(PORT) --workers $(WORKERS)
 
 # The suite includes the DBOS peer's smoke test, so it installs the benchmark extras too.
 test: $(BENCH_STAMP)
