@@ -126,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-concurrency", type=int, default=8,
                         help="DBOS drivers (its throughput is flat from 1 to 64; 8 keeps its tail "
                              "latency sane)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="devhost worker processes (default: one per core); the same run "
-                             "also measures one worker as a baseline")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="devhost worker processes (default: one per core, at most 4: they "
+                             "share one SQLite write lock); the same run also measures one "
+                             "worker as a baseline")
     parser.add_argument("--devhost-env", action="append", default=[],
                         help="NAME=VALUE for the devhost process (e.g. DEVHOST_INPROC_CLIENT=0)")
     args = parser.parse_args(argv)
