@@ -120,7 +120,7 @@ def measure_peer(size: dict[str, Any], workdir: Path, concurrency: int) -> dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--concurrency", default="8,32,64",
+    parser.add_argument("--concurrency", default="8,32,64,128",
                         help="comma-separated loaded concurrencies to try (best one reported)")
     parser.add_argument("--no-peer", action="store_true", help="skip the DBOS peer")
     parser.add_argument("--peer-concurrency", type=int, default=8,
