@@ -224,6 +224,9 @@ def _dumps(value: Any) -> str:
 
 #: Bytes of WAL file kept after a checkpoint has emptied it (the rest is truncated away).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+#: WAL pages after which the committing writer checkpoints what the background thread left
+#: (4,000 pages of 4 KiB: 16 MB; SQLite's default is 1,000).
+AUTOCHECKPOINT_PAGES = 4000
 
 
 class Checkpointer:
@@ -231,7 +234,9 @@ class Checkpointer:
 
     PASSIVE checkpoints never block writers or readers; SQLite's step releases the GIL, so the
     copying and the fsync overlap with the event loop. Durability is unaffected: a committed
-    transaction is in the WAL, whether or not it was checkpointed yet.
+    transaction is in the WAL, whether or not it was checkpointed yet. Under steady writes
+    these checkpoints never catch up completely, so they cannot restart the WAL on their own;
+    the writers' autocheckpoint (``AUTOCHECKPOINT_PAGES``) does that.
     """
 
     def __init__(self, path: str, interval: float = 0.2) -> None:
@@ -314,10 +319,13 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.execute("PRAGMA busy_timeout=5000")
-        # Checkpoints (copying the WAL into the database file, with an fsync) run on a
-        # background thread instead of inside whichever COMMIT crosses the threshold: they no
-        # longer stall the event loop, nor hold the write lock the other workers wait for.
-        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        # Checkpoints (copying the WAL into the database file, with an fsync) mostly run on a
+        # background thread (Checkpointer), off the event loop and outside the write lock. But
+        # the WAL can only restart from its beginning after a checkpoint that no write overtook,
+        # which under steady load only a writer's own checkpoint achieves: so the COMMIT that
+        # takes the WAL past AUTOCHECKPOINT_PAGES finishes the (by then small) rest, and the WAL
+        # stays that size instead of growing without bound.
+        self.db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         self.db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         with self._locked():
             self.db.executescript(SCHEMA)

@@ -14,6 +14,7 @@ from devhost.status import LIVE, TERMINAL, RuntimeStatus
 from devhost.store import (EpisodeCommit, InstanceAlreadyRunning, InstanceGone, InstanceNotFound,
                            MessagesAlreadyConsumed, NewInstance, NewMessage, StaleHistory, Store,
                            StoreLocked, lock_database)
+from devhost.store import AUTOCHECKPOINT_PAGES
 
 
 @pytest.fixture
@@ -148,3 +149,18 @@ def test_shared_store_write_transactions_wait_for_each_other(
     thread.join(5)
     assert written.is_set()
     assert len(a.visible_messages("i1", 9)) == 2
+
+
+def test_wal_stays_bounded_under_writes_that_never_pause(store: Store) -> None:
+    # Background checkpoints alone never catch up with a writer that never pauses, so the WAL
+    # would only grow; the writer's own autocheckpoint lets it restart from the beginning.
+    wal = Path(store.path + "-wal")
+    deadline = time.monotonic() + 2.0
+    i = 0
+    while time.monotonic() < deadline:
+        created(store, f"w{i}")
+        store.enqueue(NewMessage(f"w{i}", "event", {"EventType": 15, "Input": "x" * 500}, 2.0),
+                      LIVE)
+        i += 1
+    page = store.db.execute("PRAGMA page_size").fetchone()[0]
+    assert wal.stat().st_size < 2 * AUTOCHECKPOINT_PAGES * page, (wal.stat().st_size, i)
