@@ -18,6 +18,14 @@ self-check of results); otherwise devhost runs without it and says so. Turn them
 - ``cached-namedtuple``: the replay executor builds the same namedtuple class on every
   orchestrator invocation; the shortcut returns the class built the first time for the same
   arguments.
+- ``cached-bindings``: every client function builds a ``DurableOrchestrationClient`` from the
+  binding JSON, which devhost hands out identically for one origin; the parsed
+  ``DurableOrchestrationBindings`` is reused for the same text (the client only reads it, and
+  copies its URL map before filling it in).
+- ``strict-typing-env``: ``azure.functions`` reads ``AZURE_FUNCTIONS_DURABLE_STRICT_TYPING``
+  on every Durable (de)serialisation, and an unset variable costs a raised and caught KeyError
+  each time; when it is unset, devhost sets it to ``""``, which the library reads exactly as
+  unset (not one of its truthy values).
 """
 from __future__ import annotations
 
@@ -170,5 +178,23 @@ def install(handle: Callable[..., Any], rpc_base: str) -> list[str]:
             executor_module.namedtuple = functools.lru_cache(maxsize=32)(namedtuple)
             installed.append("cached-namedtuple")
     except ImportError:
+        pass
+    try:
+        bindings = importlib.import_module(f"{_MODELS}.DurableOrchestrationBindings")
+        cls = bindings.DurableOrchestrationBindings
+        parse_bindings = cls.from_json.__func__
+        if getattr(parse_bindings, "__wrapped__", None) is None:
+            cached = functools.lru_cache(maxsize=16)(parse_bindings)
+            cls.from_json = classmethod(cached)
+            installed.append("cached-bindings")
+    except (ImportError, AttributeError):
+        pass
+    try:
+        codec = importlib.import_module("azure.functions._durable_functions")
+        if os.environ.get(codec._STRICT_ENV_VAR) is None and "" not in codec._TRUTHY \
+                and not codec._is_strict_mode():
+            os.environ[codec._STRICT_ENV_VAR] = ""
+            installed.append("strict-typing-env")
+    except (ImportError, AttributeError):
         pass
     return installed
