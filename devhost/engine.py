@@ -563,17 +563,20 @@ class Engine:
         cached = self._load(inst)
         # ExecutionStarted must stay history[1], so control events go after the delivered ones.
         new_events = [h.event(EventType.ORCHESTRATOR_STARTED, at)]
+        stored: list[str] = [""]  # each event's JSON text where the inbox already has it
         for m in deliver:
             consumed.append(m.msg_id)
             new_events.append(m.payload)
+            stored.append(m.text)
         new_events += control_events
+        stored += [""] * len(control_events)
         orchestrator = self.app.orchestrators.get(inst.name)
         facts = cached.facts
         history_base = len(cached.texts)
         for ev in new_events:
             facts.add(ev)
         played = cached.texts
-        new_texts = [_dumps(ev) for ev in new_events]
+        new_texts = [text or _dumps(ev) for ev, text in zip(new_events, stored)]
         request = "".join((
             '{"history":[', ",".join(played + new_texts),
             '],"input":', inst.input if inst.input is not None else "null",

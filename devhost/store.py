@@ -148,6 +148,8 @@ class Message:
     kind: str
     task_id: int | None
     payload: dict[str, Any]
+    #: ``payload`` as stored: the same JSON text its serialisation would give.
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -434,7 +436,7 @@ class Store:
             "SELECT event FROM history WHERE instance_id=? ORDER BY seq", (instance_id,))]
 
     def visible_messages(self, instance_id: str, at: float) -> list[Message]:
-        return [Message(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
+        return [Message(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[6])
                 for r in self.db.execute(
                     "SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? ORDER BY msg_id",
                     (instance_id, at))]
