@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import heapq
 import json
@@ -297,7 +298,7 @@ class Engine:
         self._drain_scheduled = False
         self._wakeups: list[tuple[float, str]] = []
         self._wake_handle: asyncio.TimerHandle | None = None
-        self._pending: list[_PendingCommit] | None = None
+        self._pending: list[_PendingCommit] = []  # episode writes of the running drain
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_activities)
@@ -358,7 +359,6 @@ class Engine:
         """
         self._drain_scheduled = False
         budget = 64
-        self._pending = []
         try:
             while self._ready and budget:
                 iid = next(iter(self._ready))
@@ -372,10 +372,11 @@ class Engine:
                     log.exception("episode of %s failed; retrying in 1 s", iid)
                     self._retry(iid, self.now() + 1.0)
         finally:
-            pending, self._pending = self._pending, None
+            pending, self._pending = self._pending, []
         outcomes: list[tuple[_PendingCommit, list[WorkItem] | Exception]] = []
         try:
-            with self.store.batch():
+            # Drains that found nothing to deliver open no transaction (nor the write lock).
+            with self.store.batch() if pending else contextlib.nullcontext():
                 for item in pending:
                     try:
                         outcomes.append((item, self.store.commit_episode(item.commit)))
@@ -407,17 +408,9 @@ class Engine:
 
     def _commit(self, commit: EpisodeCommit,
                 after: Callable[[list[WorkItem]], None] = lambda scheduled: None) -> None:
-        """Commit an episode's writes, then run ``after`` with the work items it scheduled:
-        at the end of the current drain, or at once outside one."""
-        if self._pending is not None:
-            self._pending.append(_PendingCommit(commit, after))
-            return
-        try:
-            scheduled = self.store.commit_episode(commit)
-        except BaseException:
-            self._cache.pop(commit.instance_id, None)
-            raise
-        after(scheduled)
+        """Queue an episode's writes for the end of the current drain, which commits them and
+        then runs ``after`` with the work items they scheduled."""
+        self._pending.append(_PendingCommit(commit, after))
 
     def recover(self) -> tuple[int, int]:
         """Re-arm every instance with messages and re-dispatch every pending activity.
@@ -486,7 +479,8 @@ class Engine:
         return cached
 
     def run_episode(self, instance_id: str) -> None:
-        """Deliver every visible message of one instance and commit the outcome."""
+        """Deliver every visible message of one instance; its writes are committed by the
+        drain that runs it (:meth:`_drain`)."""
         with self.store.snapshot():
             inst = self.store.get(instance_id)
             if inst is None:

@@ -20,8 +20,8 @@ import base64
 import contextlib
 import fcntl
 import json
-import os
 import logging
+import os
 import sqlite3
 import threading
 import time
