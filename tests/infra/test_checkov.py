@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.infra.templates import INFRA, REPO, parse
 
 SKIP = re.compile(r"//\s*checkov:skip=(?P<check>CKV2?_[A-Z]+_\d+)(?::\s*(?P<reason>.*))?")
@@ -30,8 +32,13 @@ def _scan(checkov: Path, directory: Path) -> dict[str, Any]:
     return bicep
 
 
-def test_checkov_finds_no_failed_check_in_infra(checkov: Path) -> None:
-    report = _scan(checkov, INFRA)
+@pytest.fixture(scope="module")
+def infra_report(checkov: Path) -> dict[str, Any]:
+    return _scan(checkov, INFRA)
+
+
+def test_checkov_finds_no_failed_check_in_infra(infra_report: dict[str, Any]) -> None:
+    report = infra_report
     failed = [
         f"{c['check_id']} {c['resource']} ({c['file_path']}:{c['file_line_range']}): {c['check_name']}"
         for c in report["results"]["failed_checks"]
@@ -42,7 +49,7 @@ def test_checkov_finds_no_failed_check_in_infra(checkov: Path) -> None:
     assert report["exit_code"] == 0
 
 
-def test_every_suppression_is_inside_its_resource_with_a_reason(checkov: Path) -> None:
+def test_every_suppression_is_inside_its_resource_with_a_reason(infra_report: dict[str, Any]) -> None:
     written = set()
     for path in sorted(INFRA.rglob("*.bicep")):
         template = parse(path)
@@ -58,8 +65,7 @@ def test_every_suppression_is_inside_its_resource_with_a_reason(checkov: Path) -
             assert match["reason"] and len(match["reason"]) >= 30, f"{path.name}:{number}: {match['check']} has no reason"
             written.add((match["check"], owner[0]))
 
-    report = _scan(checkov, INFRA)
-    skipped = {(c["check_id"], c["resource"].rsplit(".", 1)[1]) for c in report["results"]["skipped_checks"]}
+    skipped = {(c["check_id"], c["resource"].rsplit(".", 1)[1]) for c in infra_report["results"]["skipped_checks"]}
     # Every suppression is used by checkov (none stale), and checkov skipped nothing else.
     assert skipped == written
 
