@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,7 +164,7 @@ def test_no_setting_variable_or_output_is_a_secret(templates: dict[str, dict[str
             assert not any(d["type"] == "secure" for d in item["decorators"]), f"{name}: output {output}"
 
 
-def test_a_key_based_setting_is_caught(tmp_path) -> None:
+def test_a_key_based_setting_is_caught(tmp_path: Path) -> None:
     text = (INFRA / "app.bicep").read_text()
     keyed = text.replace(
         "var storageSettings = [\n",
@@ -180,7 +181,7 @@ def test_a_key_based_setting_is_caught(tmp_path) -> None:
     assert any("AzureWebJobsStorage carries a secret" in v for v in found), found
 
 
-def test_shared_key_access_turned_back_on_is_caught(tmp_path) -> None:
+def test_shared_key_access_turned_back_on_is_caught(tmp_path: Path) -> None:
     text = (INFRA / "app.bicep").read_text().replace("allowSharedKeyAccess: false", "allowSharedKeyAccess: true")
     path = tmp_path / "app.bicep"
     path.write_text(text)
