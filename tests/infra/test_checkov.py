@@ -1,7 +1,10 @@
 """checkov scans infra/ with zero failed checks; every suppression sits inside the resource it
 excuses and says why; and a weakened or broken template makes the scan fail.
 
-checkov runs from its own virtualenv (see conftest), offline (``--skip-download``)."""
+checkov runs from its own virtualenv (see conftest), offline (``--skip-download``). It parses
+Bicep with its own pinned pycep-parser (0.5.1, older than the tests' 0.7.1), which rejects ten or
+more consecutive comment lines: a file it cannot parse is silently not scanned, hence the
+``parsing_errors == []`` assertion."""
 
 from __future__ import annotations
 
