@@ -5,11 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# checkov and the workflow linter live in their own virtualenv: checkov pins heavy dependencies
+# that must not disturb the app's. If it cannot be built, the infra tests that need it skip.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
 PORT ?= 7071
 WORKERS ?= 1
 BENCH_ARGS ?=
 
-.PHONY: run test chaos bench bench-smoke venv clean
+.PHONY: run test chaos bench bench-smoke venv infra-venv clean
 
 venv: $(STAMP)
 
@@ -23,11 +27,20 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	touch $@
 
+infra-venv: $(INFRA_STAMP)
+
+$(INFRA_STAMP): requirements-infra.txt
+	@( test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV) ) \
+	  && $(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip \
+	  && $(INFRA_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt \
+	  && touch $@ \
+	  || echo "WARNING: $(INFRA_VENV) could not be built; the checkov and workflow-lint tests will skip"
+
 run: $(STAMP)
 	$(PY) -m devhost --port $(PORT) --workers $(WORKERS)
 
 # The suite includes the DBOS peer's smoke test, so it installs the benchmark extras too.
-test: $(BENCH_STAMP)
+test: $(BENCH_STAMP) $(INFRA_STAMP)
 	$(PY) -m pytest
 
 # The crash test at full size: a few hundred lifecycles, a kill -9 every second or so.
@@ -43,4 +56,4 @@ bench-smoke: $(BENCH_STAMP)
 	$(PY) -m bench --size smoke $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .devhost .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) .devhost .pytest_cache .hypothesis
