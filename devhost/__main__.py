@@ -8,6 +8,7 @@ import signal
 import sys
 
 from devhost import supervisor
+from devhost.dashboard import PATH as DASHBOARD_PATH
 from devhost.host import Config, Devhost
 from devhost.loader import AppLoadError
 from devhost.store import StoreLocked
@@ -57,6 +58,7 @@ def banner(host: Devhost) -> str:
               f"{host.recovered[1]} pending activity call(s).",
               f"Fast path: {', '.join(host.fastpath) or 'off'} (DEVHOST_FASTPATH=0 turns it off).",
               f"Workers: {host.config.workers} process(es) on one port and one store.",
+              f"Dashboard: {origin}{DASHBOARD_PATH}/",
               "Function keys are not enforced locally (as with `func start`); the deployed app "
               "requires them."]
     lines += [f"warning: {w}" for w in app.warnings]
