@@ -1,4 +1,7 @@
-"""``python -m devhost``: serve a v2 Durable Functions app locally, like ``func start``."""
+"""``python -m devhost``: serve a v2 Durable Functions app locally, like ``func start``.
+
+``python -m devhost durable <verb> ...`` runs a ``func durable`` command instead
+(:mod:`devhost.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -87,6 +90,10 @@ async def serve(config: Config) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["durable"]:
+        from devhost import cli  # the `func durable` verbs; see devhost/cli.py
+        return cli.main(argv[1:])
     config, level = parse_args(argv)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.shared:
