@@ -41,6 +41,13 @@ function pretty(value) {
   return JSON.stringify(value, null, 2);
 }
 
+// The status API reports a Python client's input as the JSON text it sent (a string); show
+// the value the orchestrator's get_input() returns. Other inputs are shown as they are.
+function asGetInput(value) {
+  if (typeof value !== "string") return value;
+  try { return JSON.parse(value); } catch (_) { return value; }
+}
+
 function when(iso) {
   if (!iso) return "";
   return iso.replace("T", " ").replace("Z", "").replace(/(\.\d{3})\d*$/, "$1");
@@ -279,7 +286,7 @@ function renderInstance(data) {
   parent.replaceChildren(s.parentInstanceId
     ? el("a", { href: `#/instance/${encodeURIComponent(s.parentInstanceId)}` }, s.parentInstanceId)
     : "none");
-  showText($("i-input"), pretty(s.input));
+  showText($("i-input"), pretty(asGetInput(s.input)));
   showText($("i-output"), pretty(s.output));
   showText($("i-custom"), pretty(s.customStatus));
   const body = $("timeline");
