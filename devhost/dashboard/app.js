@@ -48,6 +48,19 @@ function asGetInput(value) {
   try { return JSON.parse(value); } catch (_) { return value; }
 }
 
+// A history payload (JSON text, often a JSON string holding JSON text, as the Python SDK
+// encodes inputs) shown compactly as the value it carries; text that is not JSON (failure
+// reasons) is shown as it is. The raw JSON panel keeps the exact stored text.
+function compact(text) {
+  if (text === null || text === undefined) return "";
+  let value;
+  try { value = JSON.parse(text); } catch (_) { return String(text); }
+  if (typeof value === "string") {
+    try { return JSON.stringify(JSON.parse(value)); } catch (_) { /* a plain string */ }
+  }
+  return JSON.stringify(value);
+}
+
 function when(iso) {
   if (!iso) return "";
   return iso.replace("T", " ").replace("Z", "").replace(/(\.\d{3})\d*$/, "$1");
@@ -303,8 +316,8 @@ function renderInstance(data) {
       nameCell,
       el("td", {}, duration(entry.durationMs)),
       el("td", {}, entry.state),
-      el("td", { class: "payload" }, entry.input ?? ""),
-      el("td", { class: "payload" }, outcome ?? "", detail)));
+      el("td", { class: "payload" }, entry.kind === "timer" ? entry.input : compact(entry.input)),
+      el("td", { class: "payload" }, compact(outcome), detail)));
   }
   showText($("raw"), JSON.stringify({ status: s, history: data.history }, null, 2));
 }
