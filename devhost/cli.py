@@ -70,6 +70,7 @@ class HttpTransport:
 
     def request(self, method: str, path: str, query: Mapping[str, str] | None = None,
                 body: bytes | None = None) -> Answer:
+        """``path``: relative to the webhook base, its segments already percent-encoded."""
         url = self.base + WEBHOOK_PATH + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -127,8 +128,8 @@ class DbTransport:
     def request(self, method: str, path: str, query: Mapping[str, str] | None = None,
                 body: bytes | None = None) -> Answer:
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        reply = self.api.handle(method, urllib.parse.quote(path, safe="/%"), dict(query or {}),
-                                headers, body or b"", DEFAULT_URL)
+        reply = self.api.handle(method, path, dict(query or {}), headers, body or b"",
+                                DEFAULT_URL)
         return Answer(reply.status, dict(reply.headers), reply.value)
 
 
@@ -179,6 +180,11 @@ def _refused(answer: Answer, what: str) -> CliError:
 Transport = HttpTransport | DbTransport
 
 
+def _seg(text: str) -> str:
+    """One path segment, percent-encoded (ids may hold spaces, quotes, '%')."""
+    return urllib.parse.quote(text, safe="")
+
+
 def _json_arg(text: str | None, flag: str) -> Any:
     """A JSON flag value, or ``@path`` of a JSON file (as ``func durable`` accepts)."""
     if text is None:
@@ -227,7 +233,7 @@ def get_instances(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
 
 
 def get_runtime_status(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
-    answer = t.request("GET", f"/instances/{a.id}", {"showInput": str(a.show_input).lower()})
+    answer = t.request("GET", f"/instances/{_seg(a.id)}", {"showInput": str(a.show_input).lower()})
     if answer.status not in (200, 202):
         raise _refused(answer, f"get-runtime-status {a.id}")
     value = dict(answer.value)
@@ -240,7 +246,7 @@ def get_runtime_status(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
 
 
 def get_history(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
-    answer = t.request("GET", f"/instances/{a.id}",
+    answer = t.request("GET", f"/instances/{_seg(a.id)}",
                        {"showHistory": "true", "showHistoryOutput": "true", "showInput": "true"})
     if answer.status not in (200, 202):
         raise _refused(answer, f"get-history {a.id}")
@@ -256,7 +262,7 @@ def get_history(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
 
 def start_new(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
     value = _json_arg(a.input, "--input")
-    path = f"/orchestrators/{a.function_name}" + (f"/{a.id}" if a.id else "")
+    path = f"/orchestrators/{_seg(a.function_name)}" + (f"/{_seg(a.id)}" if a.id else "")
     # Encoded as the Python client's start_new encodes it (the input's JSON text as a JSON
     # string): what a Python orchestrator's get_input() decodes.
     body = None if a.input is None else json.dumps(json.dumps(value)).encode()
@@ -270,7 +276,7 @@ def start_new(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
 
 def raise_event(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
     value = _json_arg(a.event_data, "--event-data")
-    answer = t.request("POST", f"/instances/{a.id}/raiseEvent/{a.event_name}", None,
+    answer = t.request("POST", f"/instances/{_seg(a.id)}/raiseEvent/{_seg(a.event_name)}", None,
                        json.dumps(value).encode())
     if answer.status != 202:
         raise _refused(answer, f"raise-event {a.event_name} to {a.id}")
@@ -281,7 +287,7 @@ def raise_event(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
 def _control(operation: str) -> Callable[[Transport, argparse.Namespace], tuple[Any, str]]:
     def run(t: Transport, a: argparse.Namespace) -> tuple[Any, str]:
         query = {"reason": a.reason} if a.reason else {}
-        answer = t.request("POST", f"/instances/{a.id}/{operation}", query)
+        answer = t.request("POST", f"/instances/{_seg(a.id)}/{operation}", query)
         if answer.status != 202:
             raise _refused(answer, f"{operation} {a.id}")
         return ({"instanceId": a.id, "operation": operation, "accepted": True},
@@ -422,7 +428,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None, err: Any = None) ->
         finally:
             transport.close()
     except CliError as exc:
-        print(f"error: {exc}", file=err)
+        print(f"error: {printable(str(exc))}", file=err)
         return exc.code
     print(json.dumps(value, indent=2) if args.json else text, file=out)
     return OK

@@ -59,6 +59,17 @@ def test_start_new_passes_the_input_as_the_python_client_would(host: DevhostProc
     assert done["output"] == ["Hello ann", "Hi Hello ann"]
 
 
+def test_ids_with_spaces_quotes_and_percent_signs_reach_the_right_instance(
+        host: DevhostProcess) -> None:
+    iid = fresh_id('odd "id"') + " %41%"
+    started = durable_json("start-new", "--url", host.url, "--function-name", "waiter",
+                           "--id", iid, "--input", '"o"')
+    assert started["id"] == iid
+    assert wait_status(host.url, iid, {"Running"})["instanceId"] == iid
+    assert durable("raise-event", "--url", host.url, "--id", iid, "--event-name", "Go")[0] == 0
+    assert wait_status(host.url, iid, {"Completed"})["output"] == {"got": None, "input": "o"}
+
+
 def test_raise_event_delivers_the_json_and_get_history_shows_it(host: DevhostProcess,
                                                               tmp_path: Path) -> None:
     iid = fresh_id("cli")
