@@ -34,13 +34,15 @@ from devhost.store import Store
 PATH = "/_devhost"
 FILES = Path(__file__).resolve().parent / "dashboard"
 _STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
-_NO_STORE = {"Cache-Control": "no-store"}
+# Every answer: never cached, never sniffed as another type, never readable as a resource
+# embedded by a page on another origin.
+_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+             "Cross-Origin-Resource-Policy": "same-origin"}
 PAGE_HEADERS = {
     **_NO_STORE,
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
                                "base-uri 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }

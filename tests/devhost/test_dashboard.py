@@ -38,6 +38,7 @@ def host(module_devhost_factory: Callable[..., DevhostProcess]) -> DevhostProces
 def test_page_is_served_with_a_policy_that_allows_only_its_own_files(host: DevhostProcess) -> None:
     status, headers, page = get(f"{host.url}/_devhost/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert headers["X-Content-Type-Options"] == "nosniff"
     csp = headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert "unsafe-inline" not in csp
@@ -88,8 +89,9 @@ def test_instance_detail_has_status_timeline_and_raw_history(host: DevhostProces
     assert [e["kind"] for e in detail["timeline"]] == \
         ["started", "activity", "activity", "completed"]
     assert detail["history"][0]["EventType"] == 12  # raw: as stored, OrchestratorStarted first
-    status, _, body = get(f"{host.url}/_devhost/api/instances/{fresh_id('none')}")
+    status, headers, body = get(f"{host.url}/_devhost/api/instances/{fresh_id('none')}")
     assert status == 404 and "no instance" in body["error"]
+    assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
 
 
 def test_two_workers_show_one_list(devhost_factory: Callable[..., DevhostProcess]) -> None:

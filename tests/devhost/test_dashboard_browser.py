@@ -294,6 +294,28 @@ def test_restart_purge_one_and_purge_by_filter(page: Page, host: DevhostProcess)
         assert send(f"{host.url}{WEBHOOK}/instances/{iid}")[0] == 404
 
 
+def test_two_workers_serve_one_dashboard(browser: Browser,
+                                        devhost_factory: Callable[..., DevhostProcess]) -> None:
+    host = devhost_factory(CAPABILITIES, workers=2)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        pg = context.new_page()
+        pg.goto(f"{host.url}/_devhost/?poll=250")
+        prefix = fresh_id("two") + "-"
+        ids = [start(host, "waiter", "t", f"{prefix}{i}") for i in range(4)]
+        search_prefix(pg, prefix)
+        expect(pg.locator("#rows tr")).to_have_count(4)
+        assert row_ids(pg) == ids[::-1]
+        pg.locator("#rows a").first.click()
+        expect(pg.locator("#i-status")).to_have_text("Running")
+        pg.fill("#raise-name", "Go")
+        pg.fill("#raise-data", "2")
+        pg.click("#raise button[type=submit]")
+        expect(pg.locator("#i-status")).to_have_text("Completed")
+    finally:
+        context.close()
+
+
 def test_unknown_instance_shows_the_error(page: Page, host: DevhostProcess) -> None:
     page.goto(f"{host.url}/_devhost/?poll=250#/instance/no-such-instance")
     expect(page.locator("#banner")).to_contain_text("404")
