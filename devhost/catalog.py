@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from devhost import history as h
 from devhost.status import RuntimeStatus
@@ -39,7 +39,7 @@ class Search:
     created_to: float | None = None
 
     @classmethod
-    def from_query(cls, query: Any) -> "Search":
+    def from_query(cls, query: Mapping[str, str]) -> "Search":
         """Read ``runtimeStatus`` (comma separated), ``name``, ``instanceIdPrefix``,
         ``createdTimeFrom`` and ``createdTimeTo`` (ISO 8601).
 
@@ -150,7 +150,8 @@ def matching_ids(store: Store, search: Search) -> list[str]:
                                            args)]
 
 
-def purge(store: Store, search: Search, forget: Any = None) -> int:
+def purge(store: Store, search: Search,
+          forget: Callable[[str], None] | None = None) -> int:
     """Delete every instance matching ``search`` (with history, messages and pending work) in
     one transaction; returns how many. ``forget(instance_id)`` drops cached state of each."""
     ids = matching_ids(store, search)

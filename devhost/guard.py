@@ -23,6 +23,7 @@ page can never read an answer either.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -64,8 +65,14 @@ class HostPolicy:
             return True
         if not host_header:
             return False
-        name = _host_name(host_header)
-        return name is not None and (name in self.names or name.endswith(".localhost"))
+        return _allowed(self.names, host_header)
+
+
+@functools.lru_cache(maxsize=1024)
+def _allowed(names: frozenset[str], host_header: str) -> bool:
+    # Cached: every request pays this check, and a devhost sees a handful of Host values.
+    name = _host_name(host_header)
+    return name is not None and (name in names or name.endswith(".localhost"))
 
 
 def _host_name(host_header: str) -> str | None:
