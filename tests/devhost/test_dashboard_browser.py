@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from devhost.process import DevhostProcess, free_port
+from devhost.process import REPO, DevhostProcess, free_port
 from tests.devhost.browser import require_browser
 from tests.devhost.support import CAPABILITIES, WEBHOOK, fresh_id
 
@@ -329,6 +329,41 @@ def test_http_functions_page_calls_the_apps_routes(page: Page, host: DevhostProc
     form.locator("button").click()
     expect(form.locator(".result")).to_contain_text("200")
     expect(form.locator(".result")).to_contain_text('"id": "41"')
+
+
+def test_this_apps_workflows_start_check_and_stop_by_business_key(
+        browser: Browser, devhost_factory: Callable[..., DevhostProcess]) -> None:
+    host = devhost_factory(REPO, env={"WORKFLOW_TIMEOUT_SECONDS": "0"})
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        pg = context.new_page()
+        pg.goto(f"{host.url}/_devhost/#/functions")
+        key = fresh_id("key")
+
+        def call(function: str, method: str, body: str = "") -> None:
+            form = pg.locator(f'form[data-fn="{function}"]')
+            form.locator('select[aria-label="method"]').select_option(method)
+            form.locator('input[data-param="input"]').fill(key)
+            form.locator('input[aria-label="body"]').fill(body)
+            form.locator("button").click()
+
+        call("start", "POST")
+        result = pg.locator('form[data-fn="start"] .result')
+        expect(result).to_contain_text("202")
+        expect(result).to_contain_text(f"workflow-{key}")
+        call("check", "GET")
+        expect(pg.locator('form[data-fn="check"] .result')).to_contain_text('"runtimeStatus": "Running"')
+        call("stop", "POST", '{"approved": true}')
+        stopped = pg.locator('form[data-fn="stop"] .result')
+        expect(stopped).to_contain_text("202")
+        expect(stopped).to_contain_text('"outcome": "stopped"')
+        call("stop", "POST")
+        expect(stopped).to_contain_text("410")
+        pg.click("#nav-instances")
+        search_prefix(pg, f"workflow-{key}")
+        expect(pg.locator("#rows tr .badge")).to_have_text("Completed")
+    finally:
+        context.close()
 
 
 # ---- keyboard, hostile strings, other origins -----------------------------------------------------
