@@ -1,4 +1,7 @@
-"""``python -m devhost``: serve a v2 Durable Functions app locally, like ``func start``."""
+"""``python -m devhost``: serve a v2 Durable Functions app locally, like ``func start``.
+
+``python -m devhost durable <verb> ...`` runs a ``func durable`` command instead
+(:mod:`devhost.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +11,7 @@ import signal
 import sys
 
 from devhost import supervisor
+from devhost.dashboard import PATH as DASHBOARD_PATH
 from devhost.host import Config, Devhost
 from devhost.loader import AppLoadError
 from devhost.store import StoreLocked
@@ -57,6 +61,7 @@ def banner(host: Devhost) -> str:
               f"{host.recovered[1]} pending activity call(s).",
               f"Fast path: {', '.join(host.fastpath) or 'off'} (DEVHOST_FASTPATH=0 turns it off).",
               f"Workers: {host.config.workers} process(es) on one port and one store.",
+              f"Dashboard: {origin}{DASHBOARD_PATH}/",
               "Function keys are not enforced locally (as with `func start`); the deployed app "
               "requires them."]
     lines += [f"warning: {w}" for w in app.warnings]
@@ -85,6 +90,10 @@ async def serve(config: Config) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["durable"]:
+        from devhost import cli  # the `func durable` verbs; see devhost/cli.py
+        return cli.main(argv[1:])
     config, level = parse_args(argv)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.shared:

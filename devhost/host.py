@@ -72,7 +72,7 @@ class Devhost:
         try:
             self.engine = Engine(self.store, self.app)
             management = ManagementApi(self.store, self.engine, self.app)
-            server = DevServer(self.app, self.engine, management)
+            server = DevServer(self.app, self.engine, management, self.config.host)
             self._runner = web.AppRunner(server.build(), access_log=None,
                                          handle_signals=False)
             await self._runner.setup()

@@ -7,7 +7,10 @@ One aiohttp application on one origin serves:
 - ``/durabletask/...``: the Durable client's ``rpcBaseUrl``;
 - ``/runtime/webhooks/durabletask/...``: the public management URLs that
   ``create_check_status_response`` hands out (same origin as ``/api``, as the SDK requires);
-- ``/admin/host/status``: a readiness probe, as on the real host.
+- ``/admin/host/status``: a readiness probe, as on the real host;
+- ``/_devhost/``: the dashboard (:mod:`devhost.dashboard`).
+
+Every request first passes :mod:`devhost.guard` (Host and Origin rules).
 
 Function keys are not enforced, exactly like ``func start`` locally.
 """
@@ -23,6 +26,8 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
+from devhost import guard
+from devhost.dashboard import Dashboard
 from devhost.engine import Engine
 from devhost.loader import HttpFunction, LoadedApp
 from devhost.management import RPC_PATH, WEBHOOK_PATH, ManagementApi, Reply
@@ -68,8 +73,10 @@ def _from_reply(reply: Reply) -> web.Response:
 class DevServer:
     """Builds the aiohttp application for one loaded app, store and engine."""
 
-    def __init__(self, app: LoadedApp, engine: Engine, management: ManagementApi) -> None:
+    def __init__(self, app: LoadedApp, engine: Engine, management: ManagementApi,
+                 bind_host: str = "127.0.0.1") -> None:
         self.app, self.engine, self.management = app, engine, management
+        self.policy = guard.HostPolicy.for_bind(bind_host)
         self.rpc_origin = ""
         self._bindings: dict[str, str] = {}
 
@@ -81,7 +88,10 @@ class DevServer:
         return binding
 
     def build(self) -> web.Application:
-        web_app = web.Application(client_max_size=MAX_BODY)
+        web_app = web.Application(client_max_size=MAX_BODY,
+                                  middlewares=[guard.middleware(self.policy)])
+        Dashboard(self.app, self.management.store, self.management,
+                  self.engine.forget).register(web_app)
         # "[\s\S]*", not ".*": aiohttp matches the decoded path, where "%0A" is a newline.
         tail = "/{tail:[\\s\\S]*}"
         for base in (RPC_PATH, WEBHOOK_PATH):
