@@ -52,6 +52,8 @@ def banner(host: Devhost) -> str:
         lines.append(f"        {name}: orchestrationTrigger")
     for name in sorted(app.activities):
         lines.append(f"        {name}: activityTrigger")
+    if host.triggers is not None:
+        lines += [f"        {line}" for line in host.triggers.lines]
     lines += ["", f"Task hub: {app.hub_name}    store: {host.config.database()}",
               f"Resumed {host.recovered[0]} instance(s) with pending messages and "
               f"{host.recovered[1]} pending activity call(s).",
@@ -60,6 +62,8 @@ def banner(host: Devhost) -> str:
               "Function keys are not enforced locally (as with `func start`); the deployed app "
               "requires them."]
     lines += [f"warning: {w}" for w in app.warnings]
+    if host.triggers is not None:
+        lines += [f"warning: {w}" for w in host.triggers.warnings]
     lines.append("Host started. Press Ctrl+C to stop.")
     return "\n".join(lines)
 
