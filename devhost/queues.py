@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import azure.functions as func
+from azure.functions.queue import QueueMessage as WorkerQueueMessage
 
 from devhost import ncrontab
 
@@ -289,7 +289,7 @@ class QueueListener:
         await _quietly(queue.delete_message(message.id, receipt[0]))
 
     async def _call(self, message: Any, body: bytes) -> None:
-        msg = func.QueueMessage(
+        msg = WorkerQueueMessage(
             id=message.id, body=body, dequeue_count=message.dequeue_count,
             expiration_time=message.expires_on, insertion_time=message.inserted_on,
             time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt)

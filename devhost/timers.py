@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 
 from devhost import ncrontab
 
@@ -177,7 +178,7 @@ class TimerRunner:
 
     async def _fire(self, occurrence: datetime, past_due: bool,
                     status: ScheduleStatus | None) -> None:
-        request = func.TimerRequest(
+        request = TimerRequest(
             past_due=past_due,
             schedule_status=status.to_json() if (self.monitor and status) else None,
             schedule={"AdjustForDST": True})

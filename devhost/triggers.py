@@ -49,7 +49,7 @@ class Triggers:
                 continue
             self.lines.append(f"{qfn.name}: queueTrigger on {qfn.queue_name} "
                               f"(connection {qfn.connection})")
-            self._tasks.append(asyncio.create_task(listener.run(), name=f"queue:{qfn.name}"))
+            self._watch(asyncio.create_task(listener.run(), name=f"queue:{qfn.name}"))
 
     def _start_timer(self, fn: TimerFunction) -> None:
         try:
@@ -67,7 +67,17 @@ class Triggers:
         runner = TimerRunner(fn, schedule, self._monitor if fn.use_monitor else None, invoke)
         self.lines.append(f"{fn.name}: timerTrigger {text!r} (UTC"
                           f"{', run on startup' if fn.run_on_startup else ''})")
-        self._tasks.append(asyncio.create_task(runner.run(), name=f"timer:{fn.name}"))
+        self._watch(asyncio.create_task(runner.run(), name=f"timer:{fn.name}"))
+
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        """Keep the task, and say so loudly if it dies (a trigger that stopped is a bug)."""
+        self._tasks.append(task)
+
+        def report(done: asyncio.Task[None]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.error("trigger %s stopped", done.get_name(), exc_info=done.exception())
+
+        task.add_done_callback(report)
 
     def _ensure_azurite(self) -> None:
         """Start the project's Azurite when a queue trigger uses the development storage on
