@@ -9,7 +9,7 @@ PORT ?= 7071
 WORKERS ?= 1
 BENCH_ARGS ?=
 
-.PHONY: run test chaos bench bench-smoke venv clean
+.PHONY: run test chaos bench bench-smoke venv clean azurite
 
 venv: $(STAMP)
 
@@ -23,11 +23,16 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	touch $@
 
-run: $(STAMP)
-	$(PY) -m devhost --port $(PORT) --workers $(WORKERS)
+# Azurite (the storage emulator the queue trigger uses), pinned in devhost/azurite.py, installed
+# with npm into .devhost/azurite; without npm this says what is missing and `make run` goes on.
+azurite: $(STAMP)
+	$(PY) -m devhost.azurite install
+
+run: $(STAMP) azurite
+	$(PY) -m devhost --port $(PORT) --workers $(WORKERS) --start-azurite
 
 # The suite includes the DBOS peer's smoke test, so it installs the benchmark extras too.
-test: $(BENCH_STAMP)
+test: $(BENCH_STAMP) azurite
 	$(PY) -m pytest
 
 # The crash test at full size: a few hundred lifecycles, a kill -9 every second or so.

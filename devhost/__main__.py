@@ -30,13 +30,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the port and the database (default 1; "
                              "2 uses both cores of a 2-core machine)")
+    parser.add_argument("--start-azurite", action="store_true",
+                        help="start the project's Azurite (.devhost/azurite) when a queue "
+                             "trigger uses UseDevelopmentStorage=true and nothing listens on "
+                             "127.0.0.1:10001; it stops with devhost")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     return Config(app_dir=args.app, host=args.host, port=args.port, db_path=args.db,
                   synchronous="FULL" if args.durability == "power" else "NORMAL",
-                  workers=args.workers), args.log_level
+                  workers=args.workers, start_azurite=args.start_azurite), args.log_level
 
 
 def banner(host: Devhost) -> str:

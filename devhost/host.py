@@ -36,6 +36,9 @@ class Config:
     workers: int = 1
     #: Which worker this process is (0 also resumes the database's pending work).
     worker_index: int = 0
+    #: Start the project's Azurite when a queue trigger needs the development storage and
+    #: nothing listens on its port (``make run`` asks for it; tests bring their own).
+    start_azurite: bool = False
 
     @property
     def shared(self) -> bool:
@@ -95,7 +98,8 @@ class Devhost:
                 # Timer and queue triggers run in one worker only: a timer fires once per
                 # occurrence, and one listener per queue is what the host runs per instance.
                 self.triggers = Triggers(self.app, self.config.database(),
-                                         lambda: server.binding_for(server.rpc_origin))
+                                         lambda: server.binding_for(server.rpc_origin),
+                                         start_azurite=self.config.start_azurite)
                 await self.triggers.start()
         except BaseException:
             if self.triggers is not None:

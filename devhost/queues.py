@@ -151,10 +151,18 @@ def is_emulator(conn: str) -> bool:
 def queue_client(conn: str, queue_name: str) -> Any:
     """An async ``QueueClient`` that sends and receives message text unchanged (encoding is
     applied here, explicitly, as the host does)."""
+    from azure.storage.queue._shared.policies_async import ExponentialRetry
     from azure.storage.queue.aio import QueueClient
 
     extra = {"api_version": AZURITE_API_VERSION} if is_emulator(conn) else {}
-    return QueueClient.from_connection_string(conn, queue_name, **extra)
+    # The SDK's default retry waits 15 s, then 45 s: the listener's own polling already retries,
+    # so a short one keeps an outage visible and a recovered Azurite quickly used again. (The
+    # async policy is importable only from the SDK's _shared package; the public
+    # ExponentialRetry is the sync one.)
+    retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2,
+                             random_jitter_range=1)
+    return QueueClient.from_connection_string(conn, queue_name, retry_policy=retry,
+                                              connection_timeout=5, **extra)
 
 
 def decode(text: str, encoding: str) -> bytes:

@@ -27,8 +27,10 @@ log = logging.getLogger("devhost.triggers")
 class Triggers:
     """The timer runners and queue listeners of one app."""
 
-    def __init__(self, app: LoadedApp, db_path: str, client_binding: Callable[[], str]) -> None:
+    def __init__(self, app: LoadedApp, db_path: str, client_binding: Callable[[], str],
+                 start_azurite: bool = False) -> None:
         self.app, self.db_path, self._binding = app, db_path, client_binding
+        self.start_azurite = start_azurite
         self.warnings: list[str] = []
         self.lines: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -39,7 +41,7 @@ class Triggers:
         """Start every trigger that can run; record a warning for each that cannot."""
         for fn in self.app.timers:
             self._start_timer(fn)
-        if self.app.queues:
+        if self.app.queues and self.start_azurite:
             await asyncio.get_running_loop().run_in_executor(None, self._ensure_azurite)
         for qfn in self.app.queues:
             listener = QueueListener(qfn, self.app.queue_options, self._binding)
