@@ -3,13 +3,19 @@ devhost that runs everything else when storage is missing or unreachable."""
 from __future__ import annotations
 
 import base64
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Callable
 
 import pytest
 
+from devhost import azurite
 from devhost.process import REPO, DevhostProcess, free_port
 from devhost.queues import (DEV_QUEUE_PORT, ConnectionProblem, QueueOptions, connection_string,
                             decode, development_connection_string, encode)
@@ -115,3 +121,41 @@ def test_devhost_warns_about_the_queue_trigger_and_serves_everything_else(
     req = urllib.request.Request(f"{host.url}/api/start/w-{free_port()}", method="POST")
     with urllib.request.urlopen(req) as r:
         assert r.status == 202
+
+
+@pytest.mark.e2e
+def test_start_azurite_runs_the_project_azurite_for_development_storage_and_stops_it(
+        tmp_path: Path) -> None:
+    """What ``make run`` does: devhost starts the pinned Azurite on the development storage's
+    port when nothing listens there, and stops it when devhost stops."""
+    if azurite.binary() is None:
+        reason = azurite.missing_reason() or "run `make azurite`"
+        if os.environ.get("DEVHOST_REQUIRE_AZURITE") == "1":
+            pytest.fail(f"DEVHOST_REQUIRE_AZURITE=1 but Azurite is not installed: {reason}")
+        pytest.skip(f"Azurite is not installed: {reason}")
+    if azurite.listening(DEV_QUEUE_PORT):
+        pytest.skip(f"something else listens on 127.0.0.1:{DEV_QUEUE_PORT}")
+    port = free_port()
+    log = tmp_path / "devhost.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "--app", str(REPO), "--port", str(port),
+             "--db", str(tmp_path / "db.sqlite3"), "--start-azurite"],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO),
+                 "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    try:
+        deadline = time.monotonic() + 60
+        while "Host started" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert f"Azurite {azurite.VERSION} started on 127.0.0.1:{DEV_QUEUE_PORT}" \
+            in log.read_text()
+        assert azurite.listening(DEV_QUEUE_PORT)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    deadline = time.monotonic() + 15
+    while azurite.listening(DEV_QUEUE_PORT) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not azurite.listening(DEV_QUEUE_PORT), "Azurite outlived devhost"
