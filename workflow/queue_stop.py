@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow import lookup
-from workflow.errors import (AlreadyFinished, InvalidKey, InvalidPayload, NotFound,
-                             StopConflict, WorkflowError)
+from workflow.errors import AlreadyFinished, InvalidKey, InvalidPayload, NotFound, StopConflict
 from workflow.inputs import WorkflowKey, parse_key, parse_payload
 from workflow.lookup import OrchestrationClient
 from workflow.settings import Settings
@@ -56,9 +55,10 @@ class Outcome(enum.Enum):
     UNCONFIRMED = "raised, not confirmed"
 
 
-class BadStopMessage(WorkflowError, ValueError):
+class BadStopMessage(ValueError):
     """The message can never stop anything: it breaks the message contract; the message says
-    which rule."""
+    which rule. Not a ``WorkflowError``: it never becomes an HTTP answer, it fails the queue
+    delivery."""
 
 
 @dataclass(frozen=True)
