@@ -278,10 +278,12 @@ class QueueListener:
             return
         renew = asyncio.create_task(self._keep_leased(queue, message, receipt))
         try:
-            await self._call(message, body)
+            try:
+                await self._call(message, body)
+            finally:
+                renew.cancel()
+                await asyncio.gather(renew, return_exceptions=True)
         except Exception as exc:
-            renew.cancel()
-            await asyncio.gather(renew, return_exceptions=True)
             log.error("Executed 'Functions.%s' (Failed, message %s, dequeue count %d): %s",
                       self.fn.name, message.id, message.dequeue_count, _one_line(exc))
             if message.dequeue_count >= self.options.max_dequeue_count:
@@ -292,8 +294,6 @@ class QueueListener:
                     message.id, receipt[0],
                     visibility_timeout=int(self.options.visibility_timeout)))
             return
-        renew.cancel()
-        await asyncio.gather(renew, return_exceptions=True)
         await _quietly(queue.delete_message(message.id, receipt[0]))
 
     async def _call(self, message: Any, body: bytes) -> None:
@@ -322,8 +322,13 @@ class QueueListener:
     async def _to_poison(self, queue: Any, poison: Any, message: Any, receipt: str,
                          why: str) -> None:
         # Copy first, then delete: a crash in between leaves a duplicate, never a loss.
-        await _create_if_missing(poison)
-        await poison.send_message(message.content)
+        try:
+            await _create_if_missing(poison)
+            await poison.send_message(message.content)
+        except Exception as exc:  # storage went away: the message reappears after its lease
+            log.warning("queue trigger %s: could not move message %s to %s-poison yet: %s",
+                        self.fn.name, message.id, self.fn.queue_name, _one_line(exc))
+            return
         await _quietly(queue.delete_message(message.id, receipt))
         log.error("queue trigger %s: message %s moved to %s-poison (%s)", self.fn.name,
                   message.id, self.fn.queue_name, why)
