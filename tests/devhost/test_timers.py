@@ -4,14 +4,16 @@ occurrence."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import azure.functions as func
 import pytest
 
 from devhost import ncrontab
+from devhost.process import REPO, DevhostProcess
 from devhost.timers import (ScheduleMonitor, ScheduleStatus, TimerFunction, TimerRunner,
                             past_due_at_startup, resolve_setting_references)
 
@@ -139,3 +141,33 @@ def test_schedule_setting_references_resolve_from_app_settings() -> None:
     assert resolve_setting_references("%SCHEDULE%", {"SCHEDULE": DAILY}) == DAILY
     with pytest.raises(ValueError, match="SCHEDULE"):
         resolve_setting_references("%SCHEDULE%", {})
+
+
+@pytest.mark.e2e
+def test_devhost_runs_a_timer_that_fell_due_while_it_was_down_once_at_startup(
+        devhost_factory: Callable[..., DevhostProcess], tmp_path: Path) -> None:
+    """The product app's retention timer, yearly here, last ran on 1 January 2025: its next
+    occurrence (1 January 2026) passed while devhost was down, so devhost runs it at startup
+    and records the next one."""
+    db = tmp_path / "devhost0.sqlite3"  # the factory's first database
+    year = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    before = ScheduleMonitor(str(db))
+    before.put("purge_finished_runs",
+               ScheduleStatus(year, year.replace(year=2026), year))
+    before.close()
+
+    devhost_factory(REPO, env={"WORKFLOW_RETENTION_SCHEDULE": "0 0 0 1 1 *",
+                               "AzureWebJobsStorage": ""})
+
+    monitor = ScheduleMonitor(str(db))
+    try:
+        deadline = time.monotonic() + 30
+        status = monitor.get("purge_finished_runs")
+        while status is not None and status.last == year and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status = monitor.get("purge_finished_runs")
+    finally:
+        monitor.close()
+    assert status is not None and status.last is not None and status.last > year
+    now = datetime.now(timezone.utc)
+    assert status.next == datetime(now.year + 1, 1, 1, tzinfo=timezone.utc)
