@@ -55,6 +55,7 @@ LEASE_ENV = "DEVHOST_QUEUE_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 600.0
 MIN_POLLING_SECONDS = 0.1
 
+# The storage SDK logs every HTTP request and response at INFO: one poll is several lines.
 for _noisy in ("azure.core.pipeline.policies.http_logging_policy", "azure.storage"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 

@@ -188,6 +188,17 @@ def test_retention_settings_come_from_the_app_settings(env: dict[str, str], days
     assert RetentionSettings.from_env(env) == RetentionSettings(days=days, schedule=schedule)
 
 
+@pytest.mark.parametrize("schedule", ["0 2 * * *", "daily", "0 0 2 * * * *"])
+def test_a_schedule_that_is_not_six_field_ncrontab_stops_startup(schedule: str) -> None:
+    with pytest.raises(SettingsError, match="WORKFLOW_RETENTION_SCHEDULE must be a six-field"):
+        RetentionSettings.from_env({"WORKFLOW_RETENTION_SCHEDULE": schedule})
+
+
+def test_a_timespan_schedule_is_accepted_as_the_host_accepts_it() -> None:
+    assert RetentionSettings.from_env(
+        {"WORKFLOW_RETENTION_SCHEDULE": "1.00:00:00"}).schedule == "1.00:00:00"
+
+
 @pytest.mark.parametrize("value", ["-1", "1.5", "thirty", "99999999", "３０"])
 def test_bad_retention_days_stop_startup_naming_the_setting(value: str) -> None:
     with pytest.raises(SettingsError, match="WORKFLOW_RETENTION_DAYS"):

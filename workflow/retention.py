@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,6 +54,8 @@ FINISHED = (
 )
 """The runtime states that are purged; every other state is a live run."""
 
+_TIMESPAN = re.compile(r"(\d+\.)?\d{1,2}:\d{1,2}(:\d{1,2}(\.\d{1,7})?)?")
+
 _CONNECTION_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
 
 
@@ -88,7 +91,14 @@ class RetentionSettings:
                 raise SettingsError(f"{DAYS_ENV} must be a whole number of days between 0 and "
                                     f"{MAX_DAYS} (empty or 0 = keep everything); got {text!r}")
             days = int(text) or None
-        schedule = (env.get(SCHEDULE_ENV) or "").strip() or DEFAULT_SCHEDULE
+        schedule = " ".join((env.get(SCHEDULE_ENV) or "").split()) or DEFAULT_SCHEDULE
+        # The host parses the schedule when it indexes the function; a malformed one would
+        # silently leave retention off, so refuse the obvious mistakes (a five-field crontab).
+        if len(schedule.split()) != 6 and not _TIMESPAN.fullmatch(schedule):
+            raise SettingsError(
+                f"{SCHEDULE_ENV} must be a six-field NCRONTAB expression (second minute hour "
+                f"day month day-of-week, e.g. {DEFAULT_SCHEDULE!r}) or a TimeSpan hh:mm:ss; "
+                f"got {schedule!r}")
         return cls(days=days, schedule=schedule)
 
 

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from devhost import azurite
+from devhost.history import EventType
 from devhost.process import DevhostProcess, free_port
 from devhost.queues import development_connection_string
 from tests.devhost.support import Api, stored_history
@@ -179,7 +180,7 @@ async def test_two_queued_stops_and_one_http_stop_race_and_exactly_one_wins(
     # The HTTP stop's answer agrees with the run's one outcome.
     assert (http_status, winner == "http") in {(202, True), (409, False)}, http_body
     completions = [e for e in stored_history(host.db, f"workflow-{k}")
-                   if e.get("EventType") == 1]  # ExecutionCompleted
+                   if e.get("EventType") == EventType.EXECUTION_COMPLETED]
     assert len(completions) == 1
     # The losing queued stops completed their messages (logged as lost), none was poisoned.
     await eventually(lambda: queues.count(STOP_QUEUE) == 0, "both messages to be deleted")
@@ -221,7 +222,7 @@ async def test_kill_9_mid_message_redelivers_it_and_the_run_completes_once(
     run = await finished_run(api, k)
     assert run["output"] == {"outcome": "stopped", "event": {"n": 1}}
     completions = [e for e in stored_history(host.db, f"workflow-{k}")
-                   if e.get("EventType") == 1]
+                   if e.get("EventType") == EventType.EXECUTION_COMPLETED]
     assert len(completions) == 1
     await eventually(lambda: queues.count(HANG_QUEUE) == 0, "the message to be deleted")
     assert queues.texts(f"{HANG_QUEUE}-poison") == []
