@@ -2,6 +2,7 @@
 devhost that runs everything else when storage is missing or unreachable."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import signal
@@ -13,12 +14,15 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+import azure.functions as func
 import pytest
 
 from devhost import azurite
 from devhost.process import REPO, DevhostProcess, free_port
-from devhost.queues import (DEV_QUEUE_PORT, ConnectionProblem, QueueOptions, connection_string,
-                            decode, development_connection_string, encode)
+from devhost.queues import (DEV_QUEUE_PORT, ConnectionProblem, QueueFunction, QueueListener,
+                            QueueOptions, connection_string, decode,
+                            development_connection_string, encode)
+from tests.azurite_support import Queues, azurite_binary, storage  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("body", [b'{"input": "aaron"}', "ünïcode ✓".encode(), b"", b"\x00\xff"])
@@ -159,3 +163,51 @@ def test_start_azurite_runs_the_project_azurite_for_development_storage_and_stop
     while azurite.listening(DEV_QUEUE_PORT) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not azurite.listening(DEV_QUEUE_PORT), "Azurite outlived devhost"
+
+
+@pytest.mark.e2e
+async def test_a_listener_runs_at_most_a_batch_and_fetches_again_at_the_threshold(
+        storage: str) -> None:
+    """batchSize 4 and newBatchThreshold 1: four messages run at once, no fifth is fetched while
+    they run, and once they finish the rest are delivered; messageEncoding none hands over the
+    text as stored."""
+    Queues(storage).service.get_queue_client("batch").create_queue()
+    for i in range(10):
+        Queues(storage).send("batch", f"message {i}", base64_encode=False)
+    running: set[str] = set()
+    bodies: list[bytes] = []
+    peak = 0
+    release = asyncio.Event()
+
+    async def function(msg: func.QueueMessage) -> None:
+        nonlocal peak
+        running.add(msg.id)
+        peak = max(peak, len(running))
+        bodies.append(msg.get_body())
+        await release.wait()
+        running.discard(msg.id)
+
+    listener = QueueListener(
+        QueueFunction("f", "msg", None, "batch", "Conn", function, True),
+        QueueOptions(batch_size=4, new_batch_threshold=1, max_polling_interval=0.2,
+                     message_encoding="none"),
+        lambda: None, environ={"Conn": storage})
+    task = asyncio.create_task(listener.run())
+    try:
+        for _ in range(300):
+            if len(running) == 4:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # room for a wrong early fetch to show up
+        assert len(running) == 4 and len(bodies) == 4
+        release.set()
+        for _ in range(300):
+            if len(bodies) == 10 and Queues(storage).count("batch") == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert peak == 4
+    assert sorted(bodies) == sorted(f"message {i}".encode() for i in range(10))
+    assert Queues(storage).count("batch") == 0

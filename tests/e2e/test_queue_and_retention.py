@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import sqlite3
 import time
 import uuid
@@ -20,10 +19,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devhost import azurite
 from devhost.history import EventType
-from devhost.process import DevhostProcess, free_port
-from devhost.queues import development_connection_string
+from devhost.process import DevhostProcess
+from tests.azurite_support import Queues, azurite_binary, storage  # noqa: F401 (fixtures)
 from tests.devhost.support import Api, stored_history
 
 pytestmark = pytest.mark.e2e
@@ -33,66 +31,6 @@ STOP_QUEUE = "workflow-stop"
 POISON_QUEUE = "workflow-stop-poison"
 HANG_QUEUE = "workflow-stop-hang"
 LEASE_SECONDS = "2"
-
-
-@pytest.fixture(scope="session")
-def azurite_binary() -> Path:
-    """The project's pinned Azurite, installed with npm on first use."""
-    found = azurite.binary()
-    if found:
-        return found
-    reason = azurite.missing_reason()
-    if reason:
-        if os.environ.get("DEVHOST_REQUIRE_AZURITE") == "1":
-            pytest.fail(f"DEVHOST_REQUIRE_AZURITE=1 but {reason}")
-        pytest.skip(f"end-to-end queue tests need Azurite: {reason}")
-    return azurite.install()
-
-
-@pytest.fixture
-def storage(azurite_binary: Path, tmp_path: Path) -> Iterator[str]:
-    """A fresh Azurite queue service on a free port; yields its connection string."""
-    port = free_port()
-    emulator = azurite.Azurite(port, tmp_path / "azurite").start(executable=azurite_binary)
-    try:
-        yield development_connection_string(port)
-    finally:
-        emulator.stop()
-
-
-class Queues:
-    """Test-side access to the emulator's queues (sync SDK client, as a producer would use)."""
-
-    def __init__(self, conn: str) -> None:
-        from azure.storage.queue import QueueServiceClient
-
-        from devhost.queues import AZURITE_API_VERSION
-
-        self.service = QueueServiceClient.from_connection_string(
-            conn, api_version=AZURITE_API_VERSION)
-
-    def send(self, queue: str, text: str, *, base64_encode: bool = True) -> None:
-        client = self.service.get_queue_client(queue)
-        try:
-            client.create_queue()
-        except Exception:  # already exists
-            pass
-        client.send_message(base64.b64encode(text.encode()).decode() if base64_encode else text)
-
-    def texts(self, queue: str) -> list[str]:
-        """Every message text on the queue, without taking any (peek reads up to 32)."""
-        client = self.service.get_queue_client(queue)
-        try:
-            return [m.content for m in client.peek_messages(max_messages=32)]
-        except Exception:  # the queue does not exist
-            return []
-
-    def count(self, queue: str) -> int:
-        try:
-            props = self.service.get_queue_client(queue).get_queue_properties()
-        except Exception:
-            return 0
-        return int(props.approximate_message_count or 0)
 
 
 async def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
