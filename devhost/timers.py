@@ -170,11 +170,13 @@ class TimerRunner:
                              status=self.monitor.get(self.fn.name) if self.monitor else None)
 
     def _next_due(self, now: datetime) -> datetime | None:
-        """Cron schedules: the next matching time. TimeSpan schedules: one interval after the
-        last run (as the host's constant schedule), never earlier than now."""
+        """Cron schedules: the next matching time after now and after the last occurrence run
+        (a sleep may end a moment early; that occurrence must not fire twice). TimeSpan
+        schedules: one interval after the last run (the host's constant schedule), never
+        earlier than now."""
         if isinstance(self.schedule, ncrontab.IntervalSchedule) and self._last is not None:
             return max(now, self._last + self.schedule.interval)
-        return self.schedule.next_after(now)
+        return self.schedule.next_after(now if self._last is None else max(now, self._last))
 
     async def _fire(self, occurrence: datetime, past_due: bool,
                     status: ScheduleStatus | None) -> None:

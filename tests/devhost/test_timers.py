@@ -171,3 +171,27 @@ def test_devhost_runs_a_timer_that_fell_due_while_it_was_down_once_at_startup(
     assert status is not None and status.last is not None and status.last > year
     now = datetime.now(timezone.utc)
     assert status.next == datetime(now.year + 1, 1, 1, tzinfo=timezone.utc)
+
+
+async def test_a_sleep_that_ends_early_does_not_fire_an_occurrence_twice(
+        monitor: ScheduleMonitor) -> None:
+    """The clock stands still just before 02:30:00 while the runner 'sleeps': it must fire
+    02:30:00 once, then wait for the next day, not fire 02:30:00 again."""
+    clock = Clock(T0 - timedelta(microseconds=500))
+    fired: list[func.TimerRequest] = []
+
+    async def invoke(_: TimerFunction, request: func.TimerRequest) -> None:
+        fired.append(request)
+
+    runner = TimerRunner(timer(), ncrontab.parse(DAILY), monitor, invoke, clock)
+    task = asyncio.create_task(runner.run())
+    for _ in range(500):
+        if fired:
+            break
+        await asyncio.sleep(0.01)
+    assert len(fired) == 1
+    assert runner._next_due(clock()) == T0 + timedelta(days=1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    status = monitor.get("purge")
+    assert status is not None and status.last == T0 and status.next == T0 + timedelta(days=1)
