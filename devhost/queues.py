@@ -360,8 +360,8 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m devhost.queues QUEUE TEXT``: put one message on a queue of the app's storage
-    (``AzureWebJobsStorage`` from the environment or ``local.settings.json``), encoded as the
-    app's ``host.json`` ``messageEncoding`` says."""
+    (``AzureWebJobsStorage`` from the environment or ``local.settings.json``; unset means the
+    development storage, Azurite), encoded as the app's ``host.json`` ``messageEncoding`` says."""
     from devhost.loader import _read_host_json, load_settings
 
     parser = argparse.ArgumentParser(prog="python -m devhost.queues",
@@ -373,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="app setting holding the connection string")
     args = parser.parse_args(argv)
     load_settings(args.app)
+    if not os.environ.get(args.connection) and not os.environ.get(f"AzureWebJobs{args.connection}"):
+        # As `make run` does for a fresh clone without local.settings.json.
+        os.environ[args.connection] = "UseDevelopmentStorage=true"
     try:
         options = QueueOptions.from_host_json(_read_host_json(args.app))
         conn = connection_string(args.connection)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,6 +87,14 @@ class Triggers:
         its default port and nothing listens there."""
         wants = False
         for qfn in self.app.queues:
+            setting = qfn.connection or "AzureWebJobsStorage"
+            if not any(os.environ.get(n) for n in (setting, f"AzureWebJobs{setting}")) and \
+                    not any(k.startswith(f"{setting}__") for k in os.environ):
+                # A fresh clone has no local.settings.json: use what its example sets, so that
+                # `make run` runs the queue trigger without a setup step.
+                os.environ[setting] = "UseDevelopmentStorage=true"
+                self.lines.append(f"{setting} is unset: using UseDevelopmentStorage=true "
+                                  "(Azurite), as local.settings.json.example does")
             try:
                 conn = connection_string(qfn.connection)
             except ConnectionProblem:

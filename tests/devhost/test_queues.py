@@ -130,8 +130,9 @@ def test_devhost_warns_about_the_queue_trigger_and_serves_everything_else(
 @pytest.mark.e2e
 def test_start_azurite_runs_the_project_azurite_for_development_storage_and_stops_it(
         tmp_path: Path) -> None:
-    """What ``make run`` does: devhost starts the pinned Azurite on the development storage's
-    port when nothing listens there, and stops it when devhost stops."""
+    """What ``make run`` does on a fresh clone: with ``AzureWebJobsStorage`` unset it uses the
+    development storage, starts the pinned Azurite on its port when nothing listens there, and
+    stops it when devhost stops."""
     if azurite.binary() is None:
         reason = azurite.missing_reason() or "run `make azurite`"
         if os.environ.get("DEVHOST_REQUIRE_AZURITE") == "1":
@@ -146,8 +147,8 @@ def test_start_azurite_runs_the_project_azurite_for_development_storage_and_stop
             [sys.executable, "-m", "devhost", "--app", str(REPO), "--port", str(port),
              "--db", str(tmp_path / "db.sqlite3"), "--start-azurite"],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(REPO),
-                 "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+            env={**{k: v for k, v in os.environ.items() if k != "AzureWebJobsStorage"},
+                 "PYTHONPATH": str(REPO)})
     try:
         deadline = time.monotonic() + 60
         while "Host started" not in log.read_text() and time.monotonic() < deadline:
@@ -156,6 +157,9 @@ def test_start_azurite_runs_the_project_azurite_for_development_storage_and_stop
         assert f"Azurite {azurite.VERSION} started on 127.0.0.1:{DEV_QUEUE_PORT}" \
             in log.read_text()
         assert azurite.listening(DEV_QUEUE_PORT)
+        if not (REPO / "local.settings.json").exists():  # a fresh clone: no setup step needed
+            assert "AzureWebJobsStorage is unset: using UseDevelopmentStorage=true" \
+                in log.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
