@@ -128,8 +128,9 @@ def test_devhost_warns_about_the_queue_trigger_and_serves_everything_else(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("ending", [signal.SIGTERM, signal.SIGKILL], ids=["stop", "kill-9"])
 def test_start_azurite_runs_the_project_azurite_for_development_storage_and_stops_it(
-        tmp_path: Path) -> None:
+        tmp_path: Path, ending: signal.Signals) -> None:
     """What ``make run`` does on a fresh clone: with ``AzureWebJobsStorage`` unset it uses the
     development storage, starts the pinned Azurite on its port when nothing listens there, and
     stops it when devhost stops."""
@@ -161,7 +162,7 @@ def test_start_azurite_runs_the_project_azurite_for_development_storage_and_stop
             assert "AzureWebJobsStorage is unset: using UseDevelopmentStorage=true" \
                 in log.read_text()
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(ending)
         proc.wait(30)
     deadline = time.monotonic() + 15
     while azurite.listening(DEV_QUEUE_PORT) and time.monotonic() < deadline:
