@@ -13,7 +13,7 @@ PORT ?= 7071
 WORKERS ?= 1
 BENCH_ARGS ?=
 
-.PHONY: run test chaos bench bench-smoke venv infra-venv clean
+.PHONY: run test chaos bench bench-smoke venv infra-venv clean azurite
 
 venv: $(STAMP)
 
@@ -36,11 +36,16 @@ $(INFRA_STAMP): requirements-infra.txt
 	  && touch $@ \
 	  || echo "WARNING: $(INFRA_VENV) could not be built; the checkov and workflow-lint tests will skip"
 
-run: $(STAMP)
-	$(PY) -m devhost --port $(PORT) --workers $(WORKERS)
+# Azurite (the storage emulator the queue trigger uses), pinned in devhost/azurite.py, installed
+# with npm into .devhost/azurite; without npm this says what is missing and `make run` goes on.
+azurite: $(STAMP)
+	$(PY) -m devhost.azurite install
+
+run: $(STAMP) azurite
+	$(PY) -m devhost --port $(PORT) --workers $(WORKERS) --start-azurite
 
 # The suite includes the DBOS peer's smoke test, so it installs the benchmark extras too.
-test: $(BENCH_STAMP) $(INFRA_STAMP)
+test: $(BENCH_STAMP) $(INFRA_STAMP) azurite
 	$(PY) -m pytest
 
 # The crash test at full size: a few hundred lifecycles, a kill -9 every second or so.

@@ -34,13 +34,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the port and the database (default 1; "
                              "2 uses both cores of a 2-core machine)")
+    parser.add_argument("--start-azurite", action="store_true",
+                        help="start the project's Azurite (.devhost/azurite) when a queue "
+                             "trigger uses UseDevelopmentStorage=true and nothing listens on "
+                             "127.0.0.1:10001; it stops with devhost")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     return Config(app_dir=args.app, host=args.host, port=args.port, db_path=args.db,
                   synchronous="FULL" if args.durability == "power" else "NORMAL",
-                  workers=args.workers), args.log_level
+                  workers=args.workers, start_azurite=args.start_azurite), args.log_level
 
 
 def banner(host: Devhost) -> str:
@@ -56,6 +60,8 @@ def banner(host: Devhost) -> str:
         lines.append(f"        {name}: orchestrationTrigger")
     for name in sorted(app.activities):
         lines.append(f"        {name}: activityTrigger")
+    if host.triggers is not None:
+        lines += [f"        {line}" for line in host.triggers.lines]
     lines += ["", f"Task hub: {app.hub_name}    store: {host.config.database()}",
               f"Resumed {host.recovered[0]} instance(s) with pending messages and "
               f"{host.recovered[1]} pending activity call(s).",
@@ -65,6 +71,8 @@ def banner(host: Devhost) -> str:
               "Function keys are not enforced locally (as with `func start`); the deployed app "
               "requires them."]
     lines += [f"warning: {w}" for w in app.warnings]
+    if host.triggers is not None:
+        lines += [f"warning: {w}" for w in host.triggers.warnings]
     lines.append("Host started. Press Ctrl+C to stop.")
     return "\n".join(lines)
 

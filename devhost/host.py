@@ -18,6 +18,7 @@ from devhost.loader import LoadedApp, load_app, load_settings
 from devhost.management import RPC_PATH, ManagementApi
 from devhost.server import DevServer
 from devhost.store import Store
+from devhost.triggers import Triggers
 
 log = logging.getLogger("devhost")
 
@@ -35,6 +36,9 @@ class Config:
     workers: int = 1
     #: Which worker this process is (0 also resumes the database's pending work).
     worker_index: int = 0
+    #: Start the project's Azurite when a queue trigger needs the development storage and
+    #: nothing listens on its port (``make run`` asks for it; tests bring their own).
+    start_azurite: bool = False
 
     @property
     def shared(self) -> bool:
@@ -58,6 +62,7 @@ class Devhost:
         self.port = config.port
         self.recovered = (0, 0)
         self.fastpath: list[str] = []
+        self.triggers: Triggers | None = None
 
     async def start(self) -> None:
         """Load the app, open the store, bind the port and resume pending work.
@@ -90,12 +95,23 @@ class Devhost:
                                              f"{server.rpc_origin}{RPC_PATH}/")
             if self.config.worker_index == 0:
                 self.recovered = self.engine.recover()
+                # Timer and queue triggers run in one worker only: a timer fires once per
+                # occurrence, and one listener per queue is what the host runs per instance.
+                self.triggers = Triggers(self.app, self.config.database(),
+                                         lambda: server.binding_for(server.rpc_origin),
+                                         start_azurite=self.config.start_azurite)
+                await self.triggers.start()
         except BaseException:
+            if self.triggers is not None:
+                await self.triggers.stop()
             self.store.close()
             raise
 
     async def stop(self) -> None:
         """Stop serving and release everything (idempotent)."""
+        if self.triggers is not None:
+            await self.triggers.stop()
+            self.triggers = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

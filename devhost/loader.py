@@ -15,12 +15,14 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from devhost.queues import QueueFunction, QueueOptions
 from devhost.routes import RouteTemplate
 from devhost.status import RuntimeStatus, overridable_states
+from devhost.timers import TimerFunction
 
 #: Bindings devhost knows how to feed; any other binding makes the function unsupported.
 _KNOWN_BINDINGS = {"httpTrigger", "http", "durableClient", "orchestrationTrigger",
-                   "activityTrigger"}
+                   "activityTrigger", "timerTrigger", "queueTrigger"}
 
 
 class AppLoadError(RuntimeError):
@@ -69,6 +71,9 @@ class LoadedApp:
     orchestrators: dict[str, OrchestratorFunction]
     activities: dict[str, ActivityFunction]
     warnings: tuple[str, ...] = field(default=())
+    timers: tuple[TimerFunction, ...] = field(default=())
+    queues: tuple[QueueFunction, ...] = field(default=())
+    queue_options: QueueOptions = field(default_factory=QueueOptions)
 
 
 def load_settings(directory: str) -> dict[str, str]:
@@ -149,6 +154,8 @@ def index_app(app: Any, directory: str = ".", host: dict[str, Any] | None = None
     http: list[HttpFunction] = []
     orchestrators: dict[str, OrchestratorFunction] = {}
     activities: dict[str, ActivityFunction] = {}
+    timers: list[TimerFunction] = []
+    queues: list[QueueFunction] = []
     warnings: list[str] = []
     for fn in functions:
         name = fn.get_function_name()
@@ -184,6 +191,26 @@ def index_app(app: Any, directory: str = ".", host: dict[str, Any] | None = None
             host_name = trigger.get("activity") or name
             activities[host_name] = ActivityFunction(host_name, trigger["name"], user,
                                                      inspect.iscoroutinefunction(user))
+        elif trigger["type"] in ("timerTrigger", "queueTrigger"):
+            if unsupported:
+                warnings.append(f"{name}: bindings {', '.join(unsupported)} are not supported "
+                                f"by devhost, skipped")
+                continue
+            client = next((b["name"] for b in bindings if b["type"] == "durableClient"), None)
+            is_async = inspect.iscoroutinefunction(user)
+            if trigger["type"] == "timerTrigger":
+                timers.append(TimerFunction(
+                    name=name, trigger_param=trigger["name"], client_param=client,
+                    schedule=str(trigger.get("schedule") or ""),
+                    run_on_startup=bool(trigger.get("runOnStartup", False)),
+                    use_monitor=bool(trigger.get("useMonitor", True)),
+                    user_function=user, is_async=is_async))
+            else:
+                queues.append(QueueFunction(
+                    name=name, trigger_param=trigger["name"], client_param=client,
+                    queue_name=str(trigger.get("queueName") or ""),
+                    connection=str(trigger.get("connection") or "AzureWebJobsStorage"),
+                    user_function=user, is_async=is_async))
         else:
             warnings.append(f"{name}: {trigger['type']} is not supported by devhost, skipped")
     http.sort(key=lambda f: f.route.precedence)
@@ -191,7 +218,12 @@ def index_app(app: Any, directory: str = ".", host: dict[str, Any] | None = None
         overridable = overridable_states(durable.get("overridableExistingInstanceStates"))
     except ValueError as exc:
         raise AppLoadError(f"host.json: {exc}") from exc
+    try:
+        queue_options = QueueOptions.from_host_json(host)
+    except ValueError as exc:
+        raise AppLoadError(f"host.json: {exc}") from exc
     return LoadedApp(directory=os.path.abspath(directory), route_prefix=route_prefix,
                      hub_name=durable.get("hubName") or "TestHubName",
                      overridable=overridable, http=tuple(http), orchestrators=orchestrators,
-                     activities=activities, warnings=tuple(warnings))
+                     activities=activities, warnings=tuple(warnings), timers=tuple(timers),
+                     queues=tuple(queues), queue_options=queue_options)

@@ -48,7 +48,11 @@ class DevhostProcess:
         wait until it answers."""
         if not (same_port and self.port):
             self.port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **self.env}
+        # AzureWebJobsStorage is blanked unless the caller sets it: a test devhost must never
+        # take messages from the developer's own queues (local.settings.json would point its
+        # queue trigger at the Azurite of `make run`).
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
+               "AzureWebJobsStorage": "", **self.env}
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--app", str(self.app_dir), "--port",

@@ -40,7 +40,7 @@ param workflowTimeoutSeconds int = 0
 param workflowRetentionDays int = 30
 
 @description('NCRONTAB schedule of the retention timer trigger (WORKFLOW_RETENTION_SCHEDULE), in UTC.')
-param workflowRetentionSchedule string = '0 30 3 * * *'
+param workflowRetentionSchedule string = '0 30 2 * * *'
 
 @description('Durable backend: AzureStorage (default: queues, tables and blobs in the app\'s storage account) or DurableTaskScheduler (a managed scheduler and task hub).')
 @allowed(['AzureStorage', 'DurableTaskScheduler'])

@@ -28,6 +28,7 @@ HTTP_SURFACE = {
     "stop": ("stop/{input}", {"POST", "GET"}),
 }
 PUBLIC_SURFACE = {"openapi_document": ("openapi.json", {"GET"})}  # anonymous: the API's description
+EVENT_SURFACE = {"stop_from_queue", "purge_finished_runs"}  # queue and timer triggers
 
 
 def test_azure_functions_doctor_reports_no_failures() -> None:
@@ -52,7 +53,8 @@ def test_azure_functions_doctor_reports_no_failures() -> None:
 
 
 def test_functions_index_to_exactly_the_expected_surface() -> None:
-    assert set(functions()) == {*HTTP_SURFACE, *PUBLIC_SURFACE, "workflow_orchestrator"}
+    assert set(functions()) == {*HTTP_SURFACE, *PUBLIC_SURFACE, *EVENT_SURFACE,
+                                "workflow_orchestrator"}
     for function in functions().values():
         function_json = json.loads(function.get_function_json())
         assert function_json["scriptFile"] == "function_app.py"
@@ -77,6 +79,22 @@ def test_durable_client_functions_are_async(name: str) -> None:
     # The SDK's wrapper awaits the user function: a sync one fails at the first request.
     assert inspect.iscoroutinefunction(wrapper.client_function)
     assert list(inspect.signature(wrapper).parameters) == ["req", "client"]
+
+
+def test_queue_stop_listens_on_workflow_stop_with_the_host_storage_connection() -> None:
+    bindings = json.loads(functions()["stop_from_queue"].get_function_json())["bindings"]
+    assert {"direction": "IN", "type": "queueTrigger", "name": "msg",
+            "queueName": "workflow-stop", "connection": "AzureWebJobsStorage"} in bindings
+    assert {"direction": "IN", "type": "durableClient", "name": "client"} in bindings
+    wrapper = functions()["stop_from_queue"].get_user_function()
+    assert inspect.iscoroutinefunction(wrapper.client_function)
+
+
+def test_retention_timer_runs_daily_by_default_with_the_schedule_monitor() -> None:
+    bindings = json.loads(functions()["purge_finished_runs"].get_function_json())["bindings"]
+    [trigger] = [b for b in bindings if b["type"] == "timerTrigger"]
+    assert trigger["schedule"] == "0 30 2 * * *"
+    assert trigger["useMonitor"] is True and trigger["runOnStartup"] is False
 
 
 def test_orchestrator_trigger_binds_context() -> None:
