@@ -9,16 +9,20 @@ One aiohttp application on one origin serves:
   ``create_check_status_response`` hands out (same origin as ``/api``, as the SDK requires);
 - ``/admin/host/status``: a readiness probe, as on the real host.
 
-Function keys are not enforced, exactly like ``func start`` locally.
+Function keys are not enforced, exactly like ``func start`` locally. Request bodies are limited
+like the host limits them (app setting ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``, default 100 MB):
+a larger one is answered 413 with a JSON body before it reaches a function or the store, and no
+request holds more than that many body bytes in memory.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import os
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import azure.functions as func
 from aiohttp import web
@@ -29,7 +33,34 @@ from devhost.management import RPC_PATH, WEBHOOK_PATH, ManagementApi, Reply
 
 log = logging.getLogger("devhost.server")
 
-MAX_BODY = 100 * 1024 * 1024  # the Functions host's default request size limit
+#: The Functions host's default request body limit, in bytes (100 MB).
+MAX_BODY = 100 * 1024 * 1024
+#: The app setting that changes it, as on the host (``local.settings.json`` ``Values`` too).
+BODY_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
+
+
+def body_limit(environ: Mapping[str, str] = os.environ) -> int:
+    """The largest request body devhost accepts: ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`` bytes
+    when set to a positive integer, else :data:`MAX_BODY`.
+
+    Raises: ValueError when the setting is present but not a positive integer (a typo must not
+    silently lift or lower the limit).
+    """
+    text = (environ.get(BODY_LIMIT_SETTING) or "").strip()
+    if not text:
+        return MAX_BODY
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"{BODY_LIMIT_SETTING} must be a positive number of bytes, "
+                         f"not {text!r}")
+    return int(text)
+
+
+def _too_large(limit: int, size: int | None) -> web.Response:
+    told = f"of {size:,} bytes " if size is not None else ""
+    return web.json_response(
+        {"error": f"the request body {told}exceeds devhost's limit of {limit:,} bytes "
+                  f"(the Functions host's {BODY_LIMIT_SETTING}, default {MAX_BODY:,})",
+         "limit": limit}, status=413)
 
 
 @dataclass(frozen=True)
@@ -68,8 +99,10 @@ def _from_reply(reply: Reply) -> web.Response:
 class DevServer:
     """Builds the aiohttp application for one loaded app, store and engine."""
 
-    def __init__(self, app: LoadedApp, engine: Engine, management: ManagementApi) -> None:
+    def __init__(self, app: LoadedApp, engine: Engine, management: ManagementApi,
+                 max_body: int | None = None) -> None:
         self.app, self.engine, self.management = app, engine, management
+        self.max_body = body_limit() if max_body is None else max_body
         self.rpc_origin = ""
         self._bindings: dict[str, str] = {}
 
@@ -81,7 +114,7 @@ class DevServer:
         return binding
 
     def build(self) -> web.Application:
-        web_app = web.Application(client_max_size=MAX_BODY)
+        web_app = web.Application(client_max_size=self.max_body)
         # "[\s\S]*", not ".*": aiohttp matches the decoded path, where "%0A" is a newline.
         tail = "/{tail:[\\s\\S]*}"
         for base in (RPC_PATH, WEBHOOK_PATH):
@@ -94,13 +127,28 @@ class DevServer:
     async def serve_status(self, request: web.Request) -> web.Response:
         return web.json_response({"state": "Running", "functions": len(self.app.http)})
 
+    async def read_body(self, request: web.Request) -> bytes | web.Response:
+        """The request's body, or the 413 reply when it is larger than :attr:`max_body`: a
+        declared ``Content-Length`` is refused before anything is read, a chunked body once
+        the limit is reached (aiohttp's ``client_max_size`` stops reading there)."""
+        declared = request.content_length
+        if declared is not None and declared > self.max_body:
+            return _too_large(self.max_body, declared)
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _too_large(self.max_body, None)
+
     async def serve_management(self, request: web.Request) -> web.Response:
         raw = request.rel_url.raw_path
         base = RPC_PATH if raw.startswith(RPC_PATH + "/") else WEBHOOK_PATH
-        body = await request.read()
-        reply = self.management.handle(request.method, raw[len(base):], request.query,
-                                       request.headers, body,
-                                       f"{request.scheme}://{request.host}", str(request.url))
+        body = await self.read_body(request)
+        if isinstance(body, web.Response):
+            return body
+        reply = await self.management.serve(request.method, raw[len(base):], request.query,
+                                            request.headers, body,
+                                            f"{request.scheme}://{request.host}",
+                                            str(request.url))
         return _from_reply(reply)
 
     async def serve_function(self, request: web.Request) -> web.Response:
@@ -129,7 +177,9 @@ class DevServer:
             return web.json_response(
                 {"error": f"function {fn.name} uses bindings devhost does not support: "
                           f"{', '.join(fn.unsupported)}"}, status=501)
-        body = await request.read()
+        body = await self.read_body(request)
+        if isinstance(body, web.Response):
+            return body
         origin = f"{request.scheme}://{request.host}"
         req = func.HttpRequest(method=request.method, url=str(request.url),
                                headers=dict(request.headers), params=dict(request.query),
