@@ -117,9 +117,13 @@ def _statuses(query: Mapping[str, str]) -> list[str] | None:
         part = part.strip()
         if part in RuntimeStatus._value2member_map_:
             wanted.append(part)
-        elif part.lstrip("+-").isdigit():
-            # A number that names no status is still a filter, one no instance matches.
-            wanted.append(_STATUS_NUMBERS.get(str(int(part)), part))
+            continue
+        try:
+            number = int(part)
+        except ValueError:
+            continue
+        # A number that names no status is still a filter, one no instance matches.
+        wanted.append(_STATUS_NUMBERS.get(str(number), part))
     return wanted or None
 
 
