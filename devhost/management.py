@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote
 
 from devhost import history as h
 from devhost.engine import Engine, new_execution_id
+from devhost.limits import body_limit, too_large
 from devhost.loader import LoadedApp
 from devhost.status import LIVE, TERMINAL, RuntimeStatus
 from devhost.store import (Instance, InstanceAlreadyRunning, InstanceGone, InstanceNotFound,
@@ -170,8 +171,11 @@ def _loads_or_none(text: str | None) -> Any:
 class ManagementApi:
     """Answers management requests against one store and engine."""
 
-    def __init__(self, store: Store, engine: Engine, app: LoadedApp) -> None:
+    def __init__(self, store: Store, engine: Engine, app: LoadedApp,
+                 max_body: int | None = None) -> None:
         self.store, self.engine, self.app = store, engine, app
+        #: The request body limit (:mod:`devhost.limits`), also for in-process client calls.
+        self.max_body = body_limit() if max_body is None else max_body
 
     # ---- payloads ------------------------------------------------------------------------------
 
@@ -290,7 +294,9 @@ class ManagementApi:
         the host's ``WaitForCompletionOrCreateCheckStatusResponseAsync``: 200 with the output
         when it completed in time, the status answer (200) when it failed or was terminated,
         else the 202 check-status reply. ``pollingInterval`` > ``timeout`` is a 400 (after
-        the start, as on the host)."""
+        the start, as on the host). A body past :attr:`max_body` is a 413, as over HTTP."""
+        if len(body) > self.max_body:
+            return _json(413, too_large(self.max_body, len(body)))
         reply = self.handle(method, path, query, headers, body, origin, request_url)
         if reply.wait is None:
             return reply

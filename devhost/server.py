@@ -19,48 +19,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import azure.functions as func
 from aiohttp import web
 
 from devhost.engine import Engine
+from devhost.limits import body_limit, too_large
 from devhost.loader import HttpFunction, LoadedApp
 from devhost.management import RPC_PATH, WEBHOOK_PATH, ManagementApi, Reply
 
 log = logging.getLogger("devhost.server")
 
-#: The Functions host's default request body limit, in bytes (100 MB).
-MAX_BODY = 100 * 1024 * 1024
-#: The app setting that changes it, as on the host (``local.settings.json`` ``Values`` too).
-BODY_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
-
-
-def body_limit(environ: Mapping[str, str] = os.environ) -> int:
-    """The largest request body devhost accepts: ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`` bytes
-    when set to a positive integer, else :data:`MAX_BODY`.
-
-    Raises: ValueError when the setting is present but not a positive integer (a typo must not
-    silently lift or lower the limit).
-    """
-    text = (environ.get(BODY_LIMIT_SETTING) or "").strip()
-    if not text:
-        return MAX_BODY
-    if not text.isdigit() or int(text) <= 0:
-        raise ValueError(f"{BODY_LIMIT_SETTING} must be a positive number of bytes, "
-                         f"not {text!r}")
-    return int(text)
-
 
 def _too_large(limit: int, size: int | None) -> web.Response:
-    told = f"of {size:,} bytes " if size is not None else ""
-    return web.json_response(
-        {"error": f"the request body {told}exceeds devhost's limit of {limit:,} bytes "
-                  f"(the Functions host's {BODY_LIMIT_SETTING}, default {MAX_BODY:,})",
-         "limit": limit}, status=413)
+    return web.json_response(too_large(limit, size), status=413)
 
 
 @dataclass(frozen=True)

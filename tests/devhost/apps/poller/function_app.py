@@ -6,6 +6,8 @@ client call does: over loopback HTTP always, in-process only if devhost's transp
 HTTP surface (anonymous):
     POST /api/poll/{orchestrator}/{instanceId}?seconds=S -> starts the orchestrator, polls its
          status until it has finished or S seconds passed; 200 {"runtimeStatus", "polls", "output"}
+    POST /api/raise/{instanceId}?size=N -> raises "Go" with a string of N "x" through the client;
+         200 {"raised": true} or 200 {"error": <the SDK's exception text>}
 """
 
 # No ``from __future__ import annotations``: the Python worker checks binding annotations.
@@ -34,6 +36,17 @@ async def poll(req: func.HttpRequest, client) -> func.HttpResponse:
     body = {"runtimeStatus": status.runtime_status.value if status else None, "polls": polls,
             "output": status.output if status else None}
     return func.HttpResponse(json.dumps(body), mimetype="application/json")
+
+
+@app.route(route="raise/{instanceId}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def raise_big(req: func.HttpRequest, client) -> func.HttpResponse:
+    try:
+        await client.raise_event(req.route_params["instanceId"], "Go",
+                                 "x" * int(req.params["size"]))
+    except Exception as exc:  # the SDK raises bare Exception: report its text
+        return func.HttpResponse(json.dumps({"error": str(exc)}), mimetype="application/json")
+    return func.HttpResponse(json.dumps({"raised": True}), mimetype="application/json")
 
 
 @app.orchestration_trigger(context_name="context")
