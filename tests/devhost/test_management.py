@@ -382,3 +382,12 @@ async def test_sdk_suspend_and_resume_in_the_wrong_state_raise(api: Api) -> None
     await api.wait_for(iid, {"Suspended"})
     refused = await api.client("suspend", instance_id=iid, reason="r")
     assert refused["error"] == "The operation failed with an unexpected status code 500"
+
+
+@BASES
+async def test_restart_with_timeout_and_polling_interval_waits_for_the_new_run(
+        api: Api, base: str) -> None:
+    done = await _completed(api)
+    code, _, body = await api.request(
+        "POST", f"{base}/instances/{done}/restart?timeout=30&pollingInterval=0.05")
+    assert (code, body) == (200, ["Hello m", "Hi Hello m"])
