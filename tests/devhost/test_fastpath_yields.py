@@ -4,8 +4,8 @@ An HTTP function that polls ``get_status`` in a loop awaits nothing but the clie
 loopback HTTP every call suspends the coroutine; the in-process transport must too, or the loop
 that serves HTTP and runs episodes is starved: the polled orchestration never starts and other
 requests wait until the poller gives up (issue 8, item 6). Each test runs with the fast path on
-and off (``DEVHOST_FASTPATH=0``); the poller stops after ``seconds`` so a regression fails
-instead of hanging, and nothing here asserts a duration.
+and off (``DEVHOST_FASTPATH=0``), and on with two workers; the poller stops after ``seconds``
+so a regression fails instead of hanging, and nothing here asserts a duration.
 """
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ pytestmark = pytest.mark.e2e
 POLLER = APPS / "poller"
 
 
-@pytest.fixture(scope="module", params=["fastpath", "loopback-http"])
+@pytest.fixture(scope="module", params=["fastpath", "loopback-http", "fastpath-two-workers"])
 def host(request: pytest.FixtureRequest,
          module_devhost_factory: Callable[..., DevhostProcess]) -> DevhostProcess:
     env = {"DEVHOST_FASTPATH": "0"} if request.param == "loopback-http" else None
-    return module_devhost_factory(POLLER, env=env)
+    # With two workers the poller's own worker queued the start, so it runs the episodes too.
+    workers = 2 if request.param.endswith("two-workers") else 1
+    return module_devhost_factory(POLLER, env=env, workers=workers)
 
 
 @pytest.fixture
