@@ -1,5 +1,7 @@
 """``python -m bench``: lifecycle throughput and latency of the app on devhost, against the HTTP
-ceiling (a bare aiohttp hello world) and the DBOS peer, all measured in this run.
+ceiling (a bare aiohttp hello world) and two peers (DBOS on SQLite, Microsoft's ``durabletask``
+SDK on its in-memory backend), all measured in this run; plus status-read latency while
+orchestrations replay long histories (:mod:`bench.replay`).
 
 Prints a readable table, then one JSON object on the last line. ``--size smoke`` is the small
 run CI can afford, ``--size tiny`` the one the test suite runs to prove the benchmark works;
@@ -20,17 +22,20 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import load
+from bench import load, replay
 from bench.seed import ORCHESTRATOR, seed, seed_key
 from devhost.process import REPO, DevhostProcess, free_port
 
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(hello=300, lifecycles=30, unloaded=10, small=20, large=200, checks=20,
-                 scans=1, peer=20),
+                 scans=1, peer=20, replay_timers=50, replay_reads=30, replay_deadline=5.0),
     "smoke": dict(hello=4000, lifecycles=300, unloaded=40, small=100, large=3000, checks=200,
-                  scans=2, peer=300),
+                  scans=2, peer=300, replay_timers=1000, replay_reads=200,
+                  replay_deadline=10.0),
+    # 2,250 timers: histories of 4.5k events growing to ~5k while measured (issue 8's 4-6k).
     "full": dict(hello=40000, lifecycles=4000, unloaded=300, small=100, large=100_000,
-                 checks=1000, scans=3, peer=3000),
+                 checks=1000, scans=3, peer=3000, replay_timers=2250, replay_reads=1000,
+                 replay_deadline=30.0),
 }
 
 
@@ -117,12 +122,35 @@ def measure_peer(size: dict[str, Any], workdir: Path, concurrency: int) -> dict[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure_peer_durabletask(size: dict[str, Any], concurrency: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.peer_durabletask", "--lifecycles", str(size["peer"]),
+         "--concurrency", str(concurrency), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"durabletask peer failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_replay(size: dict[str, Any], workdir: Path, env: dict[str, str]) -> dict[str, float]:
+    """Status reads during replay (:mod:`bench.replay`), on one devhost worker: the process
+    whose event loop serves the reads is the one replaying."""
+    host = DevhostProcess(replay.APP, workdir / "replay.sqlite3", env=env, workers=1).start()
+    try:
+        run = asyncio.run(replay.run(host.url, timers=size["replay_timers"],
+                                     reads=size["replay_reads"],
+                                     deadline=size["replay_deadline"]))
+    finally:
+        host.stop()
+    return run.figures()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--concurrency", default="8,32,64,128",
                         help="comma-separated loaded concurrencies to try (best one reported)")
-    parser.add_argument("--no-peer", action="store_true", help="skip the DBOS peer")
+    parser.add_argument("--no-peer", action="store_true", help="skip both peers")
     parser.add_argument("--peer-concurrency", type=int, default=8,
                         help="DBOS drivers (its throughput is flat from 1 to 64; 8 keeps its tail "
                              "latency sane)")
@@ -151,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "one").mkdir()
         one_worker = measure_devhost(size, [best_c], workdir / "one", env, 1)
         lookups = measure_lookups(size, workdir, env, args.workers)
+        replayed = measure_replay(size, workdir, env)
         peer = {} if args.no_peer else measure_peer(size, workdir, args.peer_concurrency)
+        if not args.no_peer:
+            peer.update(measure_peer_durabletask(size, args.peer_concurrency))
 
     best = dh["loaded"][best_c]
     hello_rps = max(hello.values())
@@ -182,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "instances_small": size["small"],
         "instances_large": size["large"],
     }
+    result.update({k: round(v, 3) for k, v in replayed.items()})
     result.update({k: round(v, 3) for k, v in peer.items()})
     print()
     print(f"Machine: {result['machine']}   size: {args.size}   devhost workers: {args.workers}")
@@ -209,10 +241,21 @@ def main(argv: list[str] | None = None) -> int:
         (f"check p50 ms, {size['small']:,} instances", f"{result['check_p50_ms_small']:.2f}"),
         (f"check p50 ms, {size['large']:,} instances", f"{result['check_p50_ms_large']:.2f}"),
         (f"original scan check p50 ms, {size['large']:,}", f"{result['scan_check_p50_ms_large']:,.1f}"),
+        ("status read p50 / p99 ms, idle (1 worker)",
+         f"{result['status_read_p50_ms_idle']:.2f} / {result['status_read_p99_ms_idle']:.2f}"),
+        (f"same, 4 replaying {result['replay_history_events_min']:,.0f}-"
+         f"{result['replay_history_events_max']:,.0f} events",
+         f"{result['status_read_p50_ms_during_replay']:.1f} / "
+         f"{result['status_read_p99_ms_during_replay']:.1f}"),
     ]
     if peer:
         rows += [("DBOS peer lifecycles/s", f"{peer['peer_dbos_lifecycles_per_s']:,.1f}"),
-                 ("DBOS peer send->done p50 ms", f"{peer['peer_dbos_send_to_done_p50_ms']:.2f}")]
+                 ("DBOS peer send->done p50 ms", f"{peer['peer_dbos_send_to_done_p50_ms']:.2f}"),
+                 ("durabletask peer lifecycles/s",
+                  f"{peer['peer_durabletask_lifecycles_per_s']:,.1f}"),
+                 ("durabletask peer send->done p50 ms (parked)",
+                  f"{peer['peer_durabletask_send_to_done_p50_ms']:.1f} "
+                  f"({peer['peer_durabletask_parked_send_to_done_p50_ms']:.1f})")]
     for name, value in rows:
         print(f"{name:46} {value:>12}")
     print(json.dumps(result))

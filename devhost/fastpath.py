@@ -10,7 +10,9 @@ self-check of results); otherwise devhost runs without it and says so. Turn them
   a loopback HTTP round trip. Status codes and JSON values are the ones the HTTP path returns
   (handed over as the freshly built value instead of serialised and parsed again), with
   ``http_utils``' conventions (empty body -> None; GET maps None to "").
-  Calls to any other URL go to the SDK's original functions.
+  Like a network call, every in-process call suspends its caller for one turn of the event loop
+  first, so a function that polls the client in a loop cannot starve the host (the episodes
+  and requests that loop serves). Calls to any other URL go to the SDK's original functions.
 - ``fast-timestamps``: history and status timestamps in devhost's own format
   (``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``) are parsed with ``datetime.fromisoformat`` and given
   dateutil's own tzinfo for ``Z``, so the value, its type and its tzinfo are what ``dateutil.parser.parse``
@@ -29,8 +31,10 @@ self-check of results); otherwise devhost runs without it and says so. Turn them
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -89,7 +93,12 @@ def _check_parser(parse: Callable[[str], datetime], original: Callable[[str], da
 
 class InprocTransport:
     """Replacements for ``http_utils.{get,post,delete}_async_request`` bound to one
-    :class:`~devhost.management.ManagementApi` and its ``rpcBaseUrl``."""
+    :class:`~devhost.management.ManagementApi` and its ``rpcBaseUrl``.
+
+    ``handle`` is ``ManagementApi.serve`` (a coroutine function) or any function with
+    ``ManagementApi.handle``'s signature returning a reply or an awaitable of one.
+    Guarantees: each call yields to the event loop at least once before it is answered.
+    """
 
     def __init__(self, handle: Callable[..., Any], rpc_base: str,
                  originals: dict[str, Callable[..., Any]]) -> None:
@@ -97,12 +106,19 @@ class InprocTransport:
         self.origin = "{0.scheme}://{0.netloc}".format(urlsplit(rpc_base))
         self.calls = 0
 
-    def _call(self, method: str, url: str, body: bytes, content_type: str | None) -> list[Any]:
+    async def _call(self, method: str, url: str, body: bytes, content_type: str | None
+                    ) -> list[Any]:
+        # A loopback request suspends the caller until the answer arrives; without this a
+        # function polling get_status in a loop never gives the loop back: its orchestration
+        # never starts and every other request waits (issue 8, item 6).
+        await asyncio.sleep(0)
         parts = urlsplit(url)
         path = parts.path[len(urlsplit(self.rpc_base).path) - 1:]
         headers = {"Content-Type": content_type} if content_type else {}
         reply = self.handle(method, path, dict(parse_qsl(parts.query, keep_blank_values=True)),
                             headers, body, self.origin)
+        if inspect.isawaitable(reply):
+            reply = await reply
         self.calls += 1
         return [reply.status, reply.value]
 
@@ -117,25 +133,25 @@ class InprocTransport:
                 url, data, trace_parent, trace_state, function_invocation_id)
         # aiohttp's ``json=data`` sends nothing (and no JSON content type) for None.
         if data is None:
-            return self._call("POST", url, b"", None)
-        return self._call("POST", url, json.dumps(data).encode(), "application/json")
+            return await self._call("POST", url, b"", None)
+        return await self._call("POST", url, json.dumps(data).encode(), "application/json")
 
     async def get(self, url: str, function_invocation_id: str | None = None) -> list[Any]:
         if not self._ours(url):
             return await self.originals["get_async_request"](url, function_invocation_id)
-        status, data = self._call("GET", url, b"", None)
+        status, data = await self._call("GET", url, b"", None)
         return [status, "" if data is None else data]
 
     async def delete(self, url: str, function_invocation_id: str | None = None) -> list[Any]:
         if not self._ours(url):
             return await self.originals["delete_async_request"](url, function_invocation_id)
-        return self._call("DELETE", url, b"", None)
+        return await self._call("DELETE", url, b"", None)
 
 
 def install(handle: Callable[..., Any], rpc_base: str) -> list[str]:
     """Install every shortcut whose guard passes; returns the names installed.
 
-    ``handle`` is ``ManagementApi.handle``; ``rpc_base`` the ``rpcBaseUrl`` handed to clients.
+    ``handle`` is ``ManagementApi.serve``; ``rpc_base`` the ``rpcBaseUrl`` handed to clients.
     """
     if not enabled():
         return []

@@ -91,7 +91,7 @@ class Devhost:
             server.rpc_origin = f"http://127.0.0.1:{self.port}" \
                 if self.config.host in ("0.0.0.0", "127.0.0.1", "localhost", "::") \
                 else f"http://{self.config.host}:{self.port}"
-            self.fastpath = fastpath.install(management.handle,
+            self.fastpath = fastpath.install(management.serve,
                                              f"{server.rpc_origin}{RPC_PATH}/")
             if self.config.worker_index == 0:
                 self.recovered = self.engine.recover()

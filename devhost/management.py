@@ -11,7 +11,9 @@ message is durable; no handler raises, every failure becomes a JSON error reply.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -19,6 +21,7 @@ from urllib.parse import quote, unquote
 
 from devhost import history as h
 from devhost.engine import Engine, new_execution_id
+from devhost.limits import body_limit, too_large
 from devhost.loader import LoadedApp
 from devhost.status import LIVE, TERMINAL, RuntimeStatus
 from devhost.store import (Instance, InstanceAlreadyRunning, InstanceGone, InstanceNotFound,
@@ -27,6 +30,21 @@ from devhost.store import (Instance, InstanceAlreadyRunning, InstanceGone, Insta
 WEBHOOK_PATH = "/runtime/webhooks/durabletask"
 RPC_PATH = "/durabletask"
 CONTINUATION_HEADER = "x-ms-continuation-token"
+#: The shortest pause between two status reads of a start that waits for completion: the host
+#: honours any ``pollingInterval``, but a zero one would spin devhost's only event loop.
+MIN_POLLING_INTERVAL = 0.01
+#: ``OrchestrationRuntimeStatus`` numbers, which the host's ``Enum.TryParse`` also accepts.
+_STATUS_NUMBERS = {"0": "Running", "1": "Completed", "2": "ContinuedAsNew", "3": "Failed",
+                   "4": "Canceled", "5": "Terminated", "6": "Pending", "7": "Suspended"}
+
+
+@dataclass(frozen=True)
+class WaitForCompletion:
+    """A start (or restart) asked to wait: ``timeout`` and ``interval`` in seconds."""
+
+    instance_id: str
+    timeout: float
+    interval: float
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,9 @@ class Reply:
     status: int
     value: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Set on a check-status reply whose request asked to wait for completion; only
+    #: :meth:`ManagementApi.serve` waits, :meth:`ManagementApi.handle` answers the 202 at once.
+    wait: WaitForCompletion | None = None
 
     @property
     def body(self) -> bytes:
@@ -68,17 +89,79 @@ def _gone(instance_id: str) -> Reply:
 
 
 def _flag(query: Mapping[str, str], name: str, default: bool) -> bool:
-    value = query.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() == "true"
+    """A boolean parameter as .NET's ``bool.TryParse`` reads it: ``true``/``false`` in any case;
+    anything else (absent, empty, ``yes``) is the default, as on the host."""
+    value = (query.get(name) or "").strip().lower()
+    if value in ("true", "false"):
+        return value == "true"
+    return default
 
 
 def _parse_time(query: Mapping[str, str], name: str) -> float | None:
+    """A time filter; None when absent or unparseable (the host's ``DateTime.TryParse`` then
+    leaves the filter unset rather than failing the request)."""
     value = query.get(name)
     if not value:
         return None
-    return h.parse_timestamp(value)
+    try:
+        return h.parse_timestamp(value.strip())
+    except ValueError:
+        return None
+
+
+def _statuses(query: Mapping[str, str]) -> list[str] | None:
+    """The ``runtimeStatus`` filter as the host reads it (``Enum.TryParse`` of each
+    comma-separated part: exact names or numbers); parts it cannot parse are dropped, and
+    nothing parseable means no filter. A number that names no status matches nothing."""
+    wanted: list[str] = []
+    for part in query.get("runtimeStatus", "").split(","):
+        part = part.strip()
+        if part in RuntimeStatus._value2member_map_:
+            wanted.append(part)
+            continue
+        try:
+            number = int(part)
+        except ValueError:
+            continue
+        # A number that names no status is still a filter, one no instance matches.
+        wanted.append(_STATUS_NUMBERS.get(str(number), part))
+    return wanted or None
+
+
+def _seconds(query: Mapping[str, str], name: str) -> float | None:
+    """A ``double.TryParse`` of seconds (``timeout``, ``pollingInterval``); None if absent or
+    not a finite number."""
+    try:
+        value = float((query.get(name) or "").strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _wait_request(instance_id: str, query: Mapping[str, str]) -> WaitForCompletion | None:
+    timeout, interval = _seconds(query, "timeout"), _seconds(query, "pollingInterval")
+    if timeout is None or interval is None:
+        return None
+    return WaitForCompletion(instance_id, timeout, interval)
+
+
+def terminate_output(reason: str | None) -> Any:
+    """The value a terminated instance's status shows as ``output``: the host stores the reason
+    text and its status API parses it (``DurableClient.ParseToJToken``), so a JSON reason is
+    that JSON's value and any other text is the string itself."""
+    if reason is None:
+        return None
+    text = reason.strip()
+    if not text:
+        return ""
+
+    def reject(constant: str) -> Any:
+        raise ValueError(constant)  # NaN/Infinity: keep the text, output stays valid JSON
+
+    try:
+        return json.loads(text, parse_constant=reject)
+    except ValueError:
+        return reason
 
 
 def _loads_or_none(text: str | None) -> Any:
@@ -88,8 +171,11 @@ def _loads_or_none(text: str | None) -> Any:
 class ManagementApi:
     """Answers management requests against one store and engine."""
 
-    def __init__(self, store: Store, engine: Engine, app: LoadedApp) -> None:
+    def __init__(self, store: Store, engine: Engine, app: LoadedApp,
+                 max_body: int | None = None) -> None:
         self.store, self.engine, self.app = store, engine, app
+        #: The request body limit (:mod:`devhost.limits`), also for in-process client calls.
+        self.max_body = body_limit() if max_body is None else max_body
 
     # ---- payloads ------------------------------------------------------------------------------
 
@@ -200,6 +286,44 @@ class ManagementApi:
             return _error(400, str(exc))
         return _error(404, f"no Durable management route for {method} /{path.strip('/')}")
 
+    async def serve(self, method: str, path: str, query: Mapping[str, str],
+                    headers: Mapping[str, str], body: bytes, origin: str,
+                    request_url: str | None = None) -> Reply:
+        """:meth:`handle`, plus what only an awaiting caller can do: a start or restart with
+        ``timeout`` and ``pollingInterval`` (seconds) waits for the instance to finish, like
+        the host's ``WaitForCompletionOrCreateCheckStatusResponseAsync``: 200 with the output
+        when it completed in time, the status answer (200) when it failed or was terminated,
+        else the 202 check-status reply. ``pollingInterval`` > ``timeout`` is a 400 (after
+        the start, as on the host). A body past :attr:`max_body` is a 413, as over HTTP."""
+        if len(body) > self.max_body:
+            return _json(413, too_large(self.max_body, len(body)))
+        reply = self.handle(method, path, query, headers, body, origin, request_url)
+        if reply.wait is None:
+            return reply
+        return await self._wait_for_completion(reply, reply.wait)
+
+    async def _wait_for_completion(self, check_status: Reply, wait: WaitForCompletion) -> Reply:
+        if wait.interval > wait.timeout:
+            return _json(400, {"Message": "One or more of the arguments submitted is incorrect",
+                               "ExceptionMessage": f"Total timeout {wait.timeout:g} should be "
+                                                   f"bigger than retry timeout "
+                                                   f"{wait.interval:g}",
+                               "ExceptionType": "System.ArgumentException",
+                               "StackTrace": None})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait.timeout
+        while True:
+            inst = self.store.get(wait.instance_id)
+            if inst is not None and inst.status in TERMINAL:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return Reply(check_status.status, check_status.value, check_status.headers)
+            await asyncio.sleep(max(MIN_POLLING_INTERVAL, min(wait.interval, remaining)))
+        if inst.status == RuntimeStatus.COMPLETED:
+            return _json(200, _loads_or_none(inst.output))
+        return self.status(wait.instance_id, {})
+
     # ---- operations ----------------------------------------------------------------------------
 
     def start(self, name: str, instance_id: str | None, query: Mapping[str, str], body: bytes,
@@ -220,10 +344,10 @@ class ManagementApi:
                 return _error(400, f"the request body is not valid JSON: {exc}")
         else:
             stored_input = None
-        return self._create(name, instance_id, stored_input, origin)
+        return self._create(name, instance_id, stored_input, origin, query)
 
     def _create(self, name: str, instance_id: str, stored_input: str | None,
-                origin: str) -> Reply:
+                origin: str, query: Mapping[str, str] | None = None) -> Reply:
         at = self.engine.now()
         execution_id = new_execution_id()
         new = NewInstance(instance_id, execution_id, name, stored_input, at,
@@ -238,7 +362,9 @@ class ManagementApi:
         self.engine.forget(instance_id)
         self.engine.wake(instance_id)
         urls = self.management_urls(origin, instance_id)
-        return _json(202, urls, {"Location": urls["statusQueryGetUri"], "Retry-After": "10"})
+        reply = _json(202, urls, {"Location": urls["statusQueryGetUri"], "Retry-After": "10"})
+        wait = _wait_request(instance_id, query or {})
+        return reply if wait is None else Reply(reply.status, reply.value, reply.headers, wait)
 
     def status(self, instance_id: str, query: Mapping[str, str],
                request_url: str | None = None) -> Reply:
@@ -248,6 +374,9 @@ class ManagementApi:
         payload = self.status_payload(inst, _flag(query, "showInput", True),
                                       _flag(query, "showHistory", False),
                                       _flag(query, "showHistoryOutput", False))
+        if inst.status == RuntimeStatus.FAILED and _flag(
+                query, "returnInternalServerErrorOnFailure", False):
+            return _json(500, payload)
         if inst.status in TERMINAL:
             return _json(200, payload)
         # The host answers a live instance with 202, ``Location`` = the request URI (poll here
@@ -258,16 +387,19 @@ class ManagementApi:
         return _json(202, payload, headers)
 
     def list(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
-        statuses = [s.strip() for s in query.get("runtimeStatus", "").split(",") if s.strip()]
-        for s in statuses:
-            RuntimeStatus(s)  # ValueError -> 400 for an unknown status name
-        top = int(query.get("top") or 100)
+        """One page of statuses. Filters the host cannot parse (an unknown or lowercase
+        ``runtimeStatus``, ``top=abc``, ``createdTimeFrom=yesterday``) are ignored, as the
+        host's ``TryParse`` calls ignore them; a parsed ``top`` below 1 is a 400."""
+        try:
+            top = int((query.get("top") or "").strip())
+        except ValueError:
+            top = 100
         if top <= 0:
             raise ValueError("top must be a positive number")
         token = headers.get(CONTINUATION_HEADER) or query.get("continuationToken")
         page, next_token = self.store.query(
             created_from=_parse_time(query, "createdTimeFrom"),
-            created_to=_parse_time(query, "createdTimeTo"), statuses=statuses or None,
+            created_to=_parse_time(query, "createdTimeTo"), statuses=_statuses(query),
             prefix=query.get("instanceIdPrefix") or None, top=top,
             continuation=None if token in (None, "", "null") else token)
         show_input = _flag(query, "showInput", True)
@@ -300,8 +432,24 @@ class ManagementApi:
         return self._enqueue(NewMessage(instance_id, "event", event, at))
 
     def control(self, instance_id: str, operation: str, reason: str | None) -> Reply:
-        return self._enqueue(NewMessage(instance_id, operation, {"reason": reason},
-                                        self.engine.now()))
+        """Terminate, suspend or resume: 404 unknown, 410 finished, 202 queued. As on the host
+        (``DurableClient.SuspendAsync``/``ResumeAsync``), suspending an instance that is
+        already Suspended, or resuming one that is not, is refused with a 500 naming the state.
+        A terminate's reason becomes the status ``output`` the way the host shows it
+        (:func:`terminate_output`)."""
+        if operation in ("suspend", "resume"):
+            inst = self.store.get(instance_id)
+            if inst is not None and inst.status in LIVE and \
+                    (inst.status == RuntimeStatus.SUSPENDED) == (operation == "suspend"):
+                return _error(500, f"Cannot {operation} the orchestration instance "
+                                   f"{instance_id} because instance is in the "
+                                   f"{inst.status.value} state.",
+                              "System.InvalidOperationException")
+        payload: dict[str, Any] = {"reason": reason}
+        if operation == "terminate":
+            # The engine records ``reason`` as the output's JSON value.
+            payload["reason"] = terminate_output(reason)
+        return self._enqueue(NewMessage(instance_id, operation, payload, self.engine.now()))
 
     def _enqueue(self, message: NewMessage) -> Reply:
         """Queue a message for a live instance: 202 once committed, else 404 / 410."""
@@ -320,7 +468,7 @@ class ManagementApi:
             return _error(400, f"No instance with ID '{instance_id}' found.")
         new_id = uuid.uuid4().hex if _flag(query, "restartWithNewInstanceId", True) \
             else instance_id
-        return self._create(inst.name, new_id, inst.input, origin)
+        return self._create(inst.name, new_id, inst.input, origin, query)
 
     def purge(self, instance_id: str) -> Reply:
         deleted = self.store.purge([instance_id])
@@ -333,11 +481,8 @@ class ManagementApi:
         created_from = _parse_time(query, "createdTimeFrom")
         if created_from is None:
             return _error(400, "A createdTimeFrom query string parameter is required.")
-        statuses = [s.strip() for s in query.get("runtimeStatus", "").split(",") if s.strip()]
-        for s in statuses:
-            RuntimeStatus(s)
         ids = self.store.ids_matching(created_from, _parse_time(query, "createdTimeTo"),
-                                      statuses or None)
+                                      _statuses(query))
         deleted = self.store.purge(ids)
         for iid in ids:
             self.engine.forget(iid)

@@ -12,7 +12,10 @@ One aiohttp application on one origin serves:
 
 Every request first passes :mod:`devhost.guard` (Host and Origin rules).
 
-Function keys are not enforced, exactly like ``func start`` locally.
+Function keys are not enforced, exactly like ``func start`` locally. Request bodies are limited
+like the host limits them (app setting ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``, default 100 MB):
+a larger one is answered 413 with a JSON body before it reaches a function or the store, and no
+request holds more than that many body bytes in memory.
 """
 from __future__ import annotations
 
@@ -29,12 +32,15 @@ from aiohttp import web
 from devhost import guard
 from devhost.dashboard import Dashboard
 from devhost.engine import Engine
+from devhost.limits import body_limit, too_large
 from devhost.loader import HttpFunction, LoadedApp
 from devhost.management import RPC_PATH, WEBHOOK_PATH, ManagementApi, Reply
 
 log = logging.getLogger("devhost.server")
 
-MAX_BODY = 100 * 1024 * 1024  # the Functions host's default request size limit
+
+def _too_large(limit: int, size: int | None) -> web.Response:
+    return web.json_response(too_large(limit, size), status=413)
 
 
 @dataclass(frozen=True)
@@ -74,9 +80,10 @@ class DevServer:
     """Builds the aiohttp application for one loaded app, store and engine."""
 
     def __init__(self, app: LoadedApp, engine: Engine, management: ManagementApi,
-                 bind_host: str = "127.0.0.1") -> None:
+                 bind_host: str = "127.0.0.1", max_body: int | None = None) -> None:
         self.app, self.engine, self.management = app, engine, management
         self.policy = guard.HostPolicy.for_bind(bind_host)
+        self.max_body = body_limit() if max_body is None else max_body
         self.rpc_origin = ""
         self._bindings: dict[str, str] = {}
 
@@ -88,7 +95,7 @@ class DevServer:
         return binding
 
     def build(self) -> web.Application:
-        web_app = web.Application(client_max_size=MAX_BODY,
+        web_app = web.Application(client_max_size=self.max_body,
                                   middlewares=[guard.middleware(self.policy)])
         Dashboard(self.app, self.management.store, self.management,
                   self.engine.forget).register(web_app)
@@ -104,13 +111,28 @@ class DevServer:
     async def serve_status(self, request: web.Request) -> web.Response:
         return web.json_response({"state": "Running", "functions": len(self.app.http)})
 
+    async def read_body(self, request: web.Request) -> bytes | web.Response:
+        """The request's body, or the 413 reply when it is larger than :attr:`max_body`: a
+        declared ``Content-Length`` is refused before anything is read, a chunked body once
+        the limit is reached (aiohttp's ``client_max_size`` stops reading there)."""
+        declared = request.content_length
+        if declared is not None and declared > self.max_body:
+            return _too_large(self.max_body, declared)
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _too_large(self.max_body, None)
+
     async def serve_management(self, request: web.Request) -> web.Response:
         raw = request.rel_url.raw_path
         base = RPC_PATH if raw.startswith(RPC_PATH + "/") else WEBHOOK_PATH
-        body = await request.read()
-        reply = self.management.handle(request.method, raw[len(base):], request.query,
-                                       request.headers, body,
-                                       f"{request.scheme}://{request.host}", str(request.url))
+        body = await self.read_body(request)
+        if isinstance(body, web.Response):
+            return body
+        reply = await self.management.serve(request.method, raw[len(base):], request.query,
+                                            request.headers, body,
+                                            f"{request.scheme}://{request.host}",
+                                            str(request.url))
         return _from_reply(reply)
 
     async def serve_function(self, request: web.Request) -> web.Response:
@@ -139,7 +161,9 @@ class DevServer:
             return web.json_response(
                 {"error": f"function {fn.name} uses bindings devhost does not support: "
                           f"{', '.join(fn.unsupported)}"}, status=501)
-        body = await request.read()
+        body = await self.read_body(request)
+        if isinstance(body, web.Response):
+            return body
         origin = f"{request.scheme}://{request.host}"
         req = func.HttpRequest(method=request.method, url=str(request.url),
                                headers=dict(request.headers), params=dict(request.query),

@@ -304,8 +304,11 @@ class Store:
     """
 
     def __init__(self, path: str, synchronous: str = "NORMAL", *, shared: bool = False,
-                 checkpoint: bool = True, lock_wait: float = 2.0) -> None:
+                 checkpoint: bool = True, lock_wait: float = 2.0,
+                 wal_limit: int = WAL_SIZE_LIMIT) -> None:
         self.path = os.path.abspath(path)
+        self._wal_path = self.path + "-wal"
+        self._wal_limit = wal_limit
         self.shared = shared
         self._lock_file: IO[str] | None = None
         self._write_lock: IO[str] | None = None
@@ -328,7 +331,7 @@ class Store:
         # takes the WAL past AUTOCHECKPOINT_PAGES finishes the (by then small) rest, and the WAL
         # stays that size instead of growing without bound.
         self.db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-        self.db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        self.db.execute(f"PRAGMA journal_size_limit={wal_limit}")
         with self._locked():
             self.db.executescript(SCHEMA)
         self._checkpointer = Checkpointer(self.path) if checkpoint else None
@@ -342,6 +345,24 @@ class Store:
             if lock is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)
                 lock.close()
+
+    def _bound_wal(self) -> None:
+        """After a commit: if the WAL file is past its limit, checkpoint it whole and truncate
+        it now. Only a transaction larger than the limit gets it there (autocheckpoints keep
+        steady writes near AUTOCHECKPOINT_PAGES), and ``journal_size_limit`` would trim it
+        only when a later writer restarts the WAL; one 99 MB event otherwise left 299 MB.
+        Safe at any instant: a checkpoint copies committed pages into the database file
+        before the WAL is cut. Best effort: if a reader keeps it busy, the next commit retries.
+        """
+        try:
+            if os.stat(self._wal_path).st_size <= self._wal_limit:
+                return
+        except FileNotFoundError:
+            return
+        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.info("WAL past %d bytes; a reader kept the truncating checkpoint from finishing",
+                     self._wal_limit)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -389,6 +410,7 @@ class Store:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+            self._bound_wal()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -410,6 +432,7 @@ class Store:
                 raise
             self._batching = False
             self.db.execute("COMMIT")
+            self._bound_wal()
 
     # ---- reads -------------------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ from devhost.process import REPO
 KEYS = ["hello_rps", "lifecycles_per_s", "lifecycles_per_s_no_fastpath",
         "lifecycles_per_s_one_worker", "start_p50_ms",
         "start_p99_ms", "stop_to_completed_p50_ms", "stop_to_completed_p99_ms",
-        "check_p50_ms_small", "check_p50_ms_large", "scan_check_p50_ms_large"]
+        "check_p50_ms_small", "check_p50_ms_large", "scan_check_p50_ms_large",
+        "status_read_p50_ms_idle", "status_read_p99_ms_during_replay",
+        "replay_history_events_min", "replay_events_raised"]
 
 
 @pytest.mark.timeout(240)
@@ -26,4 +28,6 @@ def test_benchmark_prints_a_table_and_every_figure_as_json_on_its_last_line() ->
     assert all(result[k] > 0 for k in KEYS), result
     assert result["instances_large"] == 200
     assert result["workers"] == 2
+    # 50 timers: each replaying history holds at least their 100 events.
+    assert result["replay_history_events_min"] >= 100
     assert any("lifecycles_per_s" in line for line in lines[:-1])  # the readable table

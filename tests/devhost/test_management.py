@@ -3,7 +3,9 @@ both the client's ``rpcBaseUrl`` (``/durabletask/``) and the public webhook path
 client interprets those answers as it does against the real host."""
 from __future__ import annotations
 
+import json
 from typing import AsyncIterator, Callable
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -113,8 +115,11 @@ async def test_control_operations_are_404_unknown_410_finished_202_live(
     url = f"{base}/instances/{{}}/{operation}?reason=because"
     assert (await api.request("POST", url.format(fresh_id("nobody"))))[0] == 404
     assert (await api.request("POST", url.format(await _completed(api))))[0] == 410
-    running = await _running(api)
-    assert (await api.request("POST", url.format(running)))[0] == 202
+    live = await _running(api)
+    if operation == "resume":  # only a Suspended instance can be resumed
+        assert (await api.request("POST", f"{base}/instances/{live}/suspend"))[0] == 202
+        await api.wait_for(live, {"Suspended"})
+    assert (await api.request("POST", url.format(live)))[0] == 202
 
 
 async def test_sdk_control_operations_raise_for_unknown_and_accept_finished(api: Api) -> None:
@@ -220,8 +225,8 @@ async def test_rewind_and_entities_answer_501(api: Api, base: str) -> None:
 
 
 @BASES
-async def test_list_rejects_bad_filters_with_400(api: Api, base: str) -> None:
-    assert (await api.request("GET", f"{base}/instances/?runtimeStatus=Sleeping"))[0] == 400
+async def test_list_rejects_a_page_size_below_one_and_a_bad_continuation_token(
+        api: Api, base: str) -> None:
     assert (await api.request("GET", f"{base}/instances/?top=0"))[0] == 400
     code, _, _ = await api.request("GET", f"{base}/instances/",
                                    headers={"x-ms-continuation-token": "garbage!"})
@@ -231,3 +236,158 @@ async def test_list_rejects_bad_filters_with_400(api: Api, base: str) -> None:
 @BASES
 async def test_unknown_management_route_is_404(api: Api, base: str) -> None:
     assert (await api.request("GET", f"{base}/nonsense/route"))[0] == 404
+
+
+async def _failed(api: Api) -> str:
+    iid = fresh_id("failed")
+    await api.start("fails", "x", instance_id=iid)
+    await api.wait_for(iid)
+    return iid
+
+
+@BASES
+async def test_terminate_reason_that_is_json_becomes_the_output_as_that_json(
+        api: Api, base: str) -> None:
+    """The host stores the reason text and its status API parses it (ParseToJToken)."""
+    reasons = {'{"why": "duplicate", "n": 2}': {"why": "duplicate", "n": 2},
+               "[1, 2]": [1, 2], "42": 42, '"quoted"': "quoted", "stop it": "stop it",
+               "NaN": "NaN"}
+    for reason, output in reasons.items():
+        iid = await _running(api)
+        code, _, _ = await api.request(
+            "POST", f"{base}/instances/{iid}/terminate?reason={quote(reason)}")
+        assert code == 202
+        status = await api.wait_for(iid, {"Terminated"})
+        assert status["output"] == output, reason
+
+
+async def test_sdk_terminate_with_a_json_reason_shows_the_parsed_json(api: Api) -> None:
+    iid = await _running(api)
+    assert await api.client("terminate", instance_id=iid,
+                            reason=json.dumps({"by": "sdk"})) == {"result": None}
+    assert (await api.wait_for(iid, {"Terminated"}))["output"] == {"by": "sdk"}
+
+
+@BASES
+async def test_return_internal_server_error_on_failure_makes_a_failed_instance_500(
+        api: Api, base: str) -> None:
+    failed, done = await _failed(api), await _completed(api)
+    code, _, body = await api.status(failed, base, "?returnInternalServerErrorOnFailure=true")
+    assert (code, body["runtimeStatus"]) == (500, "Failed")
+    assert "kaboom" in json.dumps(body["output"])
+    code, _, _ = await api.status(failed, base, "?returnInternalServerErrorOnFailure=True")
+    assert code == 500
+    for off in ("", "?returnInternalServerErrorOnFailure=false",
+                "?returnInternalServerErrorOnFailure=maybe"):
+        assert (await api.status(failed, base, off))[0] == 200
+    code, _, body = await api.status(done, base, "?returnInternalServerErrorOnFailure=true")
+    assert (code, body["runtimeStatus"]) == (200, "Completed")
+
+
+@BASES
+async def test_list_ignores_filters_the_host_cannot_parse(api: Api, base: str) -> None:
+    """The host's TryParse calls drop what they cannot read: the request answers 200 as if
+    that filter were absent (HttpApiHandler.HandleGetStatusRequestAsync)."""
+    prefix = fresh_id("listed")
+    done = f"{prefix}-done"
+    await api.start("chain", "m", instance_id=done)
+    await api.wait_for(done, {"Completed"})
+    running = f"{prefix}-running"
+    await api.start("waiter", "m", instance_id=running)
+    await api.wait_for(running, {"Running"})
+
+    async def listed(query: str) -> set[str]:
+        code, _, body = await api.request(
+            "GET", f"{base}/instances/?instanceIdPrefix={prefix}&{query}")
+        assert code == 200, (query, body)
+        return {row["instanceId"] for row in body}
+
+    both = {done, running}
+    for ignored in ("runtimeStatus=completed", "runtimeStatus=Sleeping", "runtimeStatus=",
+                    "top=abc", "createdTimeFrom=yesterday", "createdTimeTo=someday",
+                    "showInput=perhaps"):
+        assert await listed(ignored) == both, ignored
+    # What parses still filters: names (exact case), numbers, and the parseable part of a list.
+    assert await listed("runtimeStatus=Completed") == {done}
+    assert await listed("runtimeStatus=1") == {done}
+    assert await listed("runtimeStatus=Running,sleeping") == {running}
+    assert await listed("runtimeStatus=99") == set()
+    assert await listed("top=1") in ({done}, {running})
+
+
+@BASES
+async def test_start_with_timeout_and_polling_interval_waits_for_completion(
+        api: Api, base: str) -> None:
+    """HttpApiHandler.HandleStartOrchestratorRequestAsync: with both parameters the start
+    waits (WaitForCompletionOrCreateCheckStatusResponseAsync)."""
+    iid = fresh_id("wait")
+    code, _, body = await api.request(
+        "POST", f"{base}/orchestrators/chain/{iid}?timeout=30&pollingInterval=0.05",
+        body=json.dumps("m"))  # the input as the Python client encodes it
+    assert (code, body) == (200, ["Hello m", "Hi Hello m"])
+
+    failed = fresh_id("wait-failed")
+    code, _, body = await api.request(
+        "POST", f"{base}/orchestrators/fails/{failed}?timeout=30&pollingInterval=0.05",
+        body=json.dumps("x"))
+    assert (code, body["runtimeStatus"], body["instanceId"]) == (200, "Failed", failed)
+
+    # Not done within the timeout: the check-status answer, as without the parameters.
+    waiting = fresh_id("wait-late")
+    code, headers, body = await api.request(
+        "POST", f"{base}/orchestrators/waiter/{waiting}?timeout=0.2&pollingInterval=0.05")
+    assert code == 202 and body["id"] == waiting
+    assert headers["Location"] == body["statusQueryGetUri"]
+
+    # Either parameter alone: no wait at all.
+    alone = fresh_id("no-wait")
+    code, _, body = await api.request("POST", f"{base}/orchestrators/chain/{alone}?timeout=30")
+    assert code == 202 and body["id"] == alone
+
+
+@BASES
+async def test_start_that_polls_slower_than_its_timeout_is_400_after_starting(
+        api: Api, base: str) -> None:
+    iid = fresh_id("bad-wait")
+    code, _, body = await api.request(
+        "POST", f"{base}/orchestrators/chain/{iid}?timeout=1&pollingInterval=2",
+        body=json.dumps("m"))
+    assert code == 400 and "should be bigger than retry timeout" in body["ExceptionMessage"]
+    await api.wait_for(iid, {"Completed"})
+
+
+@BASES
+async def test_suspend_of_a_suspended_and_resume_of_a_running_instance_are_refused(
+        api: Api, base: str) -> None:
+    """DurableClient.SuspendAsync/ResumeAsync throw InvalidOperationException, which the
+    host's handler answers with 500."""
+    iid = await _running(api)
+    code, _, body = await api.request("POST", f"{base}/instances/{iid}/resume?reason=r")
+    assert code == 500
+    assert body["ExceptionType"] == "System.InvalidOperationException"
+    assert body["ExceptionMessage"].endswith("because instance is in the Running state.")
+    assert (await api.request("POST", f"{base}/instances/{iid}/suspend?reason=r"))[0] == 202
+    await api.wait_for(iid, {"Suspended"})
+    code, _, body = await api.request("POST", f"{base}/instances/{iid}/suspend?reason=r")
+    assert code == 500 and "Suspended state" in body["ExceptionMessage"]
+    assert (await api.request("POST", f"{base}/instances/{iid}/resume?reason=r"))[0] == 202
+    await api.wait_for(iid, {"Running"})
+
+
+async def test_sdk_suspend_and_resume_in_the_wrong_state_raise(api: Api) -> None:
+    iid = await _running(api)
+    refused = await api.client("resume", instance_id=iid, reason="r")
+    assert refused["error"] == "The operation failed with an unexpected status code 500"
+    assert await api.client("suspend", instance_id=iid, reason="r") == {"result": None}
+    await api.wait_for(iid, {"Suspended"})
+    refused = await api.client("suspend", instance_id=iid, reason="r")
+    assert refused["error"] == "The operation failed with an unexpected status code 500"
+
+
+@BASES
+async def test_restart_with_timeout_and_polling_interval_waits_for_the_new_run(
+        api: Api, base: str) -> None:
+    done = await _completed(api)
+    code, _, body = await api.request(
+        "POST", f"{base}/instances/{done}/restart?timeout=30&pollingInterval=0.05")
+    assert (code, body) == (200, ["Hello m", "Hi Hello m"])
