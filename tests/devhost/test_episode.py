@@ -86,7 +86,6 @@ def nap(context: df.DurableOrchestrationContext):
 
 @app.orchestration_trigger(context_name="context")
 def parent(context: df.DurableOrchestrationContext):
-    _run_hooks()
     try:
         result = yield context.call_sub_orchestrator("nap", None, context.get_input())
     except Exception as exc:
@@ -249,9 +248,13 @@ async def test_two_parents_racing_for_one_child_id_one_gets_it_the_other_already
 async def test_sub_orchestration_never_replaces_a_client_started_running_instance(
         two: tuple[Harness, Harness]) -> None:
     a, b = two
-    HOOKS.append(lambda: b.begin("waiter", None, "kid"))  # the client starts "kid" meanwhile
-    await a.start("parent", "kid", "p")
+    # One drain of A: the parent's episode, then another one whose replay lets B's client
+    # start "kid": after the parent's episode read its snapshot, before the drain commits.
+    HOOKS.append(lambda: b.begin("waiter", None, "kid"))
+    a.begin("parent", "kid", "p")
+    a.begin("waiter", None, "w")
     await _settle(a, b)
+    assert not HOOKS
     kid = a.store.get("kid")
     assert kid is not None and kid.name == "waiter" and kid.parent_instance_id is None
     assert "already exists" in a.status("p")["output"]["refused"]
