@@ -30,6 +30,7 @@ import functools
 import heapq
 import logging
 import math
+import sys
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,8 @@ BATCH = 64
 YIELD_SECONDS = 0.005
 #: Histories this long (events) are replayed on the replay thread instead of the loop.
 OFFLOAD_EVENTS = 400
+#: The GIL switch interval while a replay runs on the replay thread (see _compute_aside).
+REPLAY_SWITCH_INTERVAL = 0.0005
 #: Cached history bytes (least recently used histories are dropped beyond it).
 CACHE_BYTES = 64 * 1024 * 1024
 #: Failed tries of one instance's episode or commit before it is failed for good.
@@ -217,8 +220,7 @@ class Engine:
                 if snap is None:
                     continue
                 if len(snap.history.texts) >= self._offload_events:
-                    outcome = await self.loop.run_in_executor(
-                        self._replayer, episode.compute, self.app, snap)
+                    outcome = await self._compute_aside(snap)
                     worked_since = time.perf_counter()
                 else:
                     outcome = episode.compute(self.app, snap)
@@ -233,6 +235,23 @@ class Engine:
         for iid in deferred:
             self._ready[iid] = None
         self._apply(done)
+
+    async def _compute_aside(self, snap: Snapshot) -> Outcome:
+        """Compute an episode on the replay thread while the loop serves requests.
+
+        The replay holds the GIL most of the time; the loop thread gets it back only when the
+        replay thread is asked to drop it, after the switch interval (5 ms by default). Every
+        request crosses several GIL releases (socket reads and writes, SQLite calls), so for
+        the duration of the replay the interval is shortened: a status read then waits a few
+        tenths of a millisecond per crossing instead of 5 ms.
+        """
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(REPLAY_SWITCH_INTERVAL)
+        try:
+            return await self.loop.run_in_executor(self._replayer, episode.compute, self.app,
+                                                   snap)
+        finally:
+            sys.setswitchinterval(previous)
 
     def step(self, instance_id: str) -> None:
         """Run one episode of ``instance_id`` now, on the calling thread, and commit it: the
