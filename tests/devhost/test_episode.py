@@ -6,8 +6,11 @@ other worker acted meanwhile" happens on every run.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import AsyncIterator, Callable
@@ -17,6 +20,7 @@ import azure.functions as func
 import pytest
 
 from devhost import engine as engine_module
+from devhost import hold
 from devhost.loader import index_app
 from devhost.store import lock_database
 from tests.devhost.harness import FakeClock, Harness
@@ -116,6 +120,17 @@ def reminder(context: df.DurableOrchestrationContext):
     return "done"
 
 
+#: ``slow_replay`` announces it is being replayed, then holds until the test lets it go.
+REPLAYING, RELEASE = threading.Event(), threading.Event()
+
+
+@app.orchestration_trigger(context_name="context")
+def slow_replay(context: df.DurableOrchestrationContext):
+    REPLAYING.set()
+    RELEASE.wait(timeout=10)
+    yield context.wait_for_external_event("Never")
+
+
 LOADED = index_app(app, str(Path(__file__).parent),
                    {"extensions": {"durableTask": {"hubName": "EpisodeHub"}}})
 
@@ -124,6 +139,8 @@ LOADED = index_app(app, str(Path(__file__).parent),
 def _reset() -> None:
     HOOKS.clear()
     BRANCH["value"] = "timer"
+    REPLAYING.clear()
+    RELEASE.clear()
 
 
 @pytest.fixture
@@ -357,3 +374,50 @@ async def test_history_cache_is_bounded_by_bytes(tmp_path: Path) -> None:
         assert [h.status(f"big{i}")["output"] for i in range(4)] == [0, 1, 2, 3]
     finally:
         await h.close()
+
+
+# ---- replay off the HTTP loop, and the test-only hold ----------------------------------------
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (real time, bounded) until ``condition`` holds; fail with a clear message."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_loop_keeps_serving_requests_while_a_long_history_replays(
+        tmp_path: Path) -> None:
+    h = Harness(tmp_path / "aside.sqlite3", FakeClock(T0), LOADED, offload_events=0)
+    try:
+        await h.start("waiter", None, "idle")
+        h.begin("slow_replay", None, "slow")
+        await _until(REPLAYING.is_set)  # the replay is under way, and held there
+        # Were the replay on the loop thread, the loop could not run this line until it ended.
+        assert h.status("idle")["runtimeStatus"] == "Running"
+        assert h.status("slow")["runtimeStatus"] == "Pending"
+        h.raise_event("idle", "Go", "served meanwhile")
+        RELEASE.set()
+        await _until(lambda: h.status("slow")["runtimeStatus"] == "Running")
+        await _until(lambda: h.status("idle")["runtimeStatus"] == "Completed")
+        assert h.status("idle")["output"] == "served meanwhile"
+    finally:
+        RELEASE.set()
+        await h.close()
+
+
+async def test_the_hold_delivers_nothing_until_its_file_is_removed(
+        one: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = tmp_path / "hold"
+    held.touch()
+    monkeypatch.setenv(hold.ENV, str(held))
+    one.begin("waiter", None, "w")
+    one.raise_event("w", "Go", "both in one episode")
+    await one.settle()
+    await asyncio.sleep(5 * hold.RECHECK_SECONDS)
+    assert one.status("w")["runtimeStatus"] == "Pending"  # held: no episode ran
+    held.unlink()
+    await _until(lambda: one.status("w")["runtimeStatus"] == "Completed")
+    assert one.status("w")["output"] == "both in one episode"
+    starts = [ev for ev in one.history("w") if ev["EventType"] == 12]
+    assert len(starts) == 1  # start and event were delivered by one episode
