@@ -27,7 +27,7 @@ import logging
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import azure.functions as func
 
@@ -554,7 +554,7 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
         commit.new_work, commit.cancel_timers, commit.children = [], [], []
         commit.dead_execution = inst.execution_id
     elif done and can is not None:
-        return Outcome(_continue_as_new(app, snap, commit, can, deliver, delivered_at, done_at),
+        return Outcome(_continue_as_new(snap, commit, can, deliver, delivered_at, done_at),
                        None, replayed=True)
     texts = [_as_played(t) for t in new_texts] + _played(
         extra + [h.event(EventType.ORCHESTRATOR_COMPLETED, at)])
@@ -562,8 +562,8 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
     return Outcome(commit, None if commit.dead_execution else texts, replayed=True)
 
 
-def _continue_as_new(app: LoadedApp, snap: Snapshot, commit: EpisodeCommit,
-                     can: dict[str, Any], deliver: list[Message], delivered_at: dict[int, int],
+def _continue_as_new(snap: Snapshot, commit: EpisodeCommit, can: dict[str, Any],
+                     deliver: list[Message], delivered_at: dict[int, int],
                      done_at: Position) -> EpisodeCommit:
     inst, at = snap.instance, snap.at
     execution_id = h.new_execution_id()
