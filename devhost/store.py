@@ -642,9 +642,10 @@ class Store:
                            (iid, c.dead_execution))
                 db.execute("DELETE FROM work WHERE instance_id=? AND execution_id=?",
                            (iid, c.dead_execution))
+            # Task ids are unique within an execution: (execution, task id) names one timer.
             for task_id in c.cancel_timers:
                 db.execute("DELETE FROM inbox WHERE instance_id=? AND execution_id=? "
-                           "AND kind='timer' AND task_id=?", (iid, c.execution_id, task_id))
+                           "AND task_id=?", (iid, c.execution_id, task_id))
             for start in c.children:
                 row = db.execute("SELECT status FROM instances WHERE instance_id=?",
                                  (start.child.instance_id,)).fetchone()
