@@ -220,6 +220,9 @@ class Engine:
                 if snap is None:
                     continue
                 if len(snap.history.texts) >= self._offload_events:
+                    # Commit what is computed first: those episodes need not wait for this one.
+                    self._apply(done)
+                    done, taken = [], set()
                     outcome = await self._compute_aside(snap)
                     worked_since = time.perf_counter()
                 else:

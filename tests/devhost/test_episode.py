@@ -391,6 +391,7 @@ async def test_the_loop_keeps_serving_requests_while_a_long_history_replays(
     h = Harness(tmp_path / "aside.sqlite3", FakeClock(T0), LOADED, offload_events=0)
     try:
         await h.start("waiter", None, "idle")
+        await _until(lambda: h.status("idle")["runtimeStatus"] == "Running")
         h.begin("slow_replay", None, "slow")
         await _until(REPLAYING.is_set)  # the replay is under way, and held there
         # Were the replay on the loop thread, the loop could not run this line until it ended.
