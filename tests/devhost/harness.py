@@ -41,7 +41,7 @@ class Harness:
         self.engine = Engine(self.store, loaded, clock=clock, **engine_options)
         self.api = ManagementApi(self.store, self.engine, loaded)
 
-    async def settle(self, rounds: int = 8) -> None:
+    async def settle(self, rounds: int = 20) -> None:
         """Let scheduled drains run (loop callbacks and tasks; no real time passes)."""
         for _ in range(rounds):
             await asyncio.sleep(0)

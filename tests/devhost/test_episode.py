@@ -248,18 +248,25 @@ async def test_suspend_committed_by_the_other_worker_before_the_first_episode_is
 
 # ---- 4. one explicit sub-orchestration id, two creators ------------------------------------
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_two_parents_racing_for_one_child_id_one_gets_it_the_other_already_exists(
-        one: Harness) -> None:
-    one.begin("parent", "kid", "p1")
-    one.begin("parent", "kid", "p2")  # both first episodes run in one drain
-    await one.settle()
-    await one.tick(HOUR)
-    await one.settle()
-    p1, p2 = one.status("p1"), one.status("p2")
-    assert p1["runtimeStatus"] == p2["runtimeStatus"] == "Completed", (p1, p2)
-    assert p1["output"] == {"child": "rested"}
-    assert "already exists" in p2["output"]["refused"]
-    assert one.store.get("kid").parent_instance_id == "p1"
+        one: Harness, two: tuple[Harness, Harness], workers: int) -> None:
+    a, b = (one, one) if workers == 1 else two
+    a.begin("parent", "kid", "p1")
+    b.begin("parent", "kid", "p2")  # one worker: both first episodes run in one drain
+    await _settle(a, b)
+    for h in {a, b}:
+        h.clock.advance(HOUR)
+        h.engine.poll()
+    await _settle(a, b)
+    winner = a.store.get("kid").parent_instance_id
+    loser = {"p1": "p2", "p2": "p1"}[winner]
+    won, lost = a.status(winner), a.status(loser)
+    assert won["runtimeStatus"] == lost["runtimeStatus"] == "Completed", (won, lost)
+    assert won["output"] == {"child": "rested"}
+    assert "already exists" in lost["output"]["refused"]
+    if workers == 1:
+        assert winner == "p1"  # the first commit of the drain
 
 
 async def test_sub_orchestration_never_replaces_a_client_started_running_instance(
