@@ -166,35 +166,31 @@ class Engine:
         self._wake_handle = None
         self._arm()
 
-    def _schedule_drain(self, delay: float = 0.0) -> None:
-        if self._drain_scheduled:
+    def _schedule_drain(self) -> None:
+        """Start a drain task unless one is on its way. Its first step runs in the loop's next
+        turn, as a plain callback would: callers that yield once (``asyncio.sleep(0)``) after
+        committing a message find its episode done, when nothing else is queued before it."""
+        if self._drain_scheduled or self._closed:
             return
         self._drain_scheduled = True
-        if delay:
-            self.loop.call_later(delay, self._start_drain)
-        else:
-            self.loop.call_soon(self._start_drain)
-
-    def _start_drain(self) -> None:
-        if self._closed:
-            return
-        if hold.engaged():
-            # The test-only hold (devhost.hold): deliver nothing, look again shortly.
-            self.loop.call_later(hold.RECHECK_SECONDS, self._start_drain)
-            return
         task = self.loop.create_task(self._drain())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _drain(self) -> None:
-        """Compute and commit episodes while instances are ready, ``BATCH`` per transaction."""
+        """Compute and commit episodes while instances are ready, ``BATCH`` per transaction.
+        While the test-only hold (:mod:`devhost.hold`) is engaged nothing is computed or
+        committed; the drain looks again every ``hold.RECHECK_SECONDS``."""
         try:
-            while self._ready and not hold.engaged():
+            while self._ready:
+                if hold.engaged():
+                    await asyncio.sleep(hold.RECHECK_SECONDS)
+                    continue
                 await self._drain_batch()
         finally:
             self._drain_scheduled = False
             if self._ready:
-                self._schedule_drain(hold.RECHECK_SECONDS if hold.engaged() else 0.0)
+                self._schedule_drain()
 
     async def _drain_batch(self) -> None:
         """Compute up to ``BATCH`` episodes, then commit them in one transaction (each one a
