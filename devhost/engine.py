@@ -1,310 +1,102 @@
 """Runs orchestrations by replay and activities, the way the Durable extension does.
 
-An *episode* takes every visible inbox message of one instance, appends them to its history after
-an ``OrchestratorStarted``, replays the orchestrator through the SDK's own entry point, interprets
-the returned actions (schema V3, as ``OutOfProcOrchestrationShim`` does) and commits the result in
-one transaction.
+An *episode* delivers every visible inbox message of one instance: the engine reads a
+:class:`~devhost.episode.Snapshot` (instance row, history, messages) in one consistent view,
+:func:`devhost.episode.compute` turns it into one commit (a pure function: the SDK replay and the
+action walk), and a *drain* applies the commits of up to ``BATCH`` episodes in one transaction.
 
 Guarantees:
-- Episodes run synchronously on the event-loop thread, so two episodes of one instance never
-  overlap and no state is shared across threads; many instances progress concurrently because
-  activities run as independent tasks (async ones on the loop, sync ones in a thread pool).
+- Replay never holds the HTTP loop for long: an episode of a long history (``offload_events``
+  events or more) is computed on a replay thread while the loop keeps serving requests, and a
+  drain yields to the loop between episodes (every ``YIELD_SECONDS`` of work); commits and all
+  store access stay on the loop thread. Two episodes of one instance never overlap.
 - Activities are at least once: a work row lives until its result is committed, and every row
   left by a crash is dispatched again on start.
 - Timers, inbox messages and work survive restarts; :meth:`Engine.recover` re-arms them.
-- Shared mode (several worker processes on one store, each with its own engine): an episode
-  runs in the worker that queued its message, reads one consistent snapshot and commits only if
-  no other worker moved the instance on meanwhile; otherwise it is rerun at once from the
-  current state (optimistic concurrency: an event is never delivered twice or lost).
+- Optimistic concurrency (other workers of ``--workers N``, or HTTP calls while an episode is
+  computed): a commit applies only if the instance still has the execution, status and history
+  length the episode read and its messages are still there; otherwise nothing is written and the
+  episode is rerun at once from the current state (an event is never delivered twice or lost).
+- An episode or commit that keeps failing (a devhost bug, a corrupt row) is retried
+  ``MAX_ATTEMPTS`` times, a second apart, then the instance is failed with the reason (logged).
+- Memory is bounded by bytes: cached histories by ``cache_bytes``; the timer heap holds about
+  twice the number of instances with a pending timer (cancelled timers' entries are compacted away).
 """
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import heapq
-import json
 import logging
+import math
+import sys
+import time
 import traceback
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import azure.functions as func
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
+from devhost import episode
 from devhost import history as h
+from devhost import hold
+from devhost.episode import History, Outcome, Snapshot
 from devhost.history import EventType
 from devhost.loader import LoadedApp
-from devhost.status import TERMINAL, RuntimeStatus
-from devhost.store import (EpisodeCommit, EpisodeConflict, Instance, Message, NewInstance,
-                           NewMessage, Store, WorkItem)
+from devhost.status import TERMINAL
+from devhost.store import EpisodeConflict, Instance, NewMessage, Store, WorkItem
 
 log = logging.getLogger("devhost.engine")
 
-_OOPROC_MARKER = "\n\n$OutOfProcData$:"
-_CONTROL = ("terminate", "suspend", "resume")
-#: Completion message kinds and the event types they carry.
-_SCHEDULING = {EventType.TASK_SCHEDULED: "activity", EventType.TIMER_CREATED: "timer",
-               EventType.SUB_ORCHESTRATION_CREATED: "sub"}
-_RESULTS = (EventType.TASK_COMPLETED, EventType.TASK_FAILED,
-            EventType.SUB_ORCHESTRATION_COMPLETED, EventType.SUB_ORCHESTRATION_FAILED)
-_CONTEXT_TAIL = (',"upperSchemaVersion":1,"upperSchemaVersionNew":2,'
-                 '"longRunningTimerIntervalDuration":"3.00:00:00",'
-                 '"maximumShortTimerDuration":"6.00:00:00",'
-                 '"defaultHttpAsyncRequestSleepTimeMillseconds":30000}')
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _as_played(text: str) -> str:
-    """The stored form of an event serialised for the current episode. ``IsPlayed`` is the
-    third key of every event (``history.event`` builds them), so its first occurrence is the
-    event's own flag, never one inside a payload."""
-    return text.replace('"IsPlayed":false', '"IsPlayed":true', 1)
-
-
-def new_execution_id() -> str:
-    return uuid.uuid4().hex
-
-
-class NonDeterminism(Exception):
-    """The replayed actions contradict the recorded history."""
-
-
-class OrchestrationError(Exception):
-    """The episode must fail the orchestration with this message (host-side failure)."""
-
-
-@dataclass
-class _Facts:
-    """What the history says, indexed for action interpretation."""
-
-    scheduled: dict[int, tuple[str, str]] = field(default_factory=dict)
-    results: dict[int, dict[str, Any]] = field(default_factory=dict)
-    timer_fire: dict[int, str] = field(default_factory=dict)
-    events: collections.Counter = field(default_factory=collections.Counter)
-
-    def add(self, ev: dict[str, Any]) -> None:
-        kind = ev["EventType"]
-        if kind in _SCHEDULING:
-            self.scheduled[ev["EventId"]] = (_SCHEDULING[kind], ev.get("Name") or "")
-            if kind == EventType.TIMER_CREATED:
-                self.timer_fire[ev["EventId"]] = ev["FireAt"]
-        elif kind in _RESULTS:
-            self.results[ev["TaskScheduledId"]] = ev
-        elif kind == EventType.TIMER_FIRED:
-            self.results[ev["TimerId"]] = ev
-        elif kind == EventType.EVENT_RAISED:
-            # The host matches event names case-insensitively (the SDK does not).
-            self.events[ev["Name"].lower()] += 1
-
-
-@dataclass
-class _Cached:
-    execution_id: str
-    texts: list[str]
-    facts: _Facts
-
-
-def _retry_delay(options: dict[str, Any], attempt: int, first_at: float, now: float) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based), or 0 for no more retries (DTFx
-    ``RetryInterceptor.ComputeNextDelay``)."""
-    timeout_ms = options.get("retryTimeoutInMilliseconds")
-    if timeout_ms is not None and timeout_ms >= 0 and now >= first_at + timeout_ms / 1000:
-        return 0.0
-    delay_ms = options.get("firstRetryIntervalInMilliseconds", 0) * \
-        options.get("backoffCoefficient", 1) ** attempt
-    cap = options.get("maxRetryIntervalInMilliseconds")
-    if cap is not None and cap > 0:
-        delay_ms = min(delay_ms, cap)
-    return max(delay_ms, 1) / 1000
-
-
-@dataclass
-class _PendingCommit:
-    """An episode's writes, and what to do once they are committed."""
-
-    commit: EpisodeCommit
-    after: Callable[[list[WorkItem]], None]
-
-
-class _Episode:
-    """Interprets one orchestrator response against the history (the shim's V2/V3 rules)."""
-
-    def __init__(self, engine: "Engine", inst: Instance, facts: _Facts, at: float) -> None:
-        self.engine, self.inst, self.facts, self.at = engine, inst, facts, at
-        self.seq = 0
-        self.waits: collections.Counter = collections.Counter()
-        self.events: list[dict[str, Any]] = []
-        self.commit_work: list[tuple[int, str, str | None]] = []
-        self.timers: list[NewMessage] = []
-        self.cancel: list[int] = []
-        self.children: list[NewInstance] = []
-        self.messages: list[NewMessage] = []
-
-    def _record(self, ev: dict[str, Any]) -> None:
-        self.events.append(ev)
-        self.facts.add(ev)
-
-    def _claim(self, kind: str, name: str) -> tuple[int, bool]:
-        """Next sequence id, and whether the history already scheduled it."""
-        task_id = self.seq
-        self.seq += 1
-        known = self.facts.scheduled.get(task_id)
-        if known is not None and known != (kind, name):
-            raise NonDeterminism(
-                f"Non-deterministic workflow detected: the history holds a {known[0]} "
-                f"'{known[1]}' with id {task_id}, but the orchestrator now schedules a {kind} "
-                f"'{name}' there")
-        return task_id, known is not None
-
-    def _timer(self, fire_at_text: str, canceled: bool) -> bool:
-        task_id, known = self._claim("timer", "")
-        if not known:
-            self._record(h.event(EventType.TIMER_CREATED, self.at, task_id, FireAt=fire_at_text))
-            if not canceled:
-                fire_at = h.parse_timestamp(fire_at_text)
-                self.timers.append(NewMessage(
-                    self.inst.instance_id, "timer",
-                    h.event(EventType.TIMER_FIRED, max(fire_at, self.at), -1, TimerId=task_id,
-                            FireAt=fire_at_text),
-                    fire_at, self.inst.execution_id, task_id))
-        elif canceled and task_id not in self.facts.results:
-            self.cancel.append(task_id)
-        return canceled or task_id in self.facts.results
-
-    def _schedule(self, action: dict[str, Any], kind: str) -> tuple[bool, dict | None]:
-        """Schedule one activity/sub-orchestration attempt; (complete?, its result event)."""
-        name = action["functionName"]
-        task_id, known = self._claim(kind, name)
-        if not known:
-            if kind == "activity":
-                if name not in self.engine.app.activities:
-                    raise OrchestrationError(
-                        f"The function '{name}' doesn't exist, is disabled, or is not an activity "
-                        f"function. Known activities: {sorted(self.engine.app.activities)}")
-                self._record(h.event(EventType.TASK_SCHEDULED, self.at, task_id, Name=name,
-                                     Version="", Input=_dumps([action.get("input")])))
-                self.commit_work.append((task_id, name, action.get("input")))
-            else:
-                self._sub_orchestration(action, task_id)
-        result = self.facts.results.get(task_id)
-        return result is not None, result
-
-    def _sub_orchestration(self, action: dict[str, Any], task_id: int) -> None:
-        name = action["functionName"]
-        if name not in self.engine.app.orchestrators:
-            raise OrchestrationError(
-                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator "
-                f"function. Known orchestrators: {sorted(self.engine.app.orchestrators)}")
-        child_id = action.get("instanceId") or uuid.uuid5(
-            uuid.NAMESPACE_URL, f"{self.inst.instance_id}/{self.inst.execution_id}/{task_id}").hex
-        text = action.get("input")
-        stored_input = None if text is None else _dumps(text)
-        self._record(h.event(EventType.SUB_ORCHESTRATION_CREATED, self.at, task_id, Name=name,
-                             InstanceId=child_id, Input=stored_input))
-        existing = self.engine.store.get(child_id)
-        if existing is not None and existing.status not in self.engine.app.overridable:
-            self.messages.append(NewMessage(
-                self.inst.instance_id, "task",
-                h.event(EventType.SUB_ORCHESTRATION_FAILED, self.at, -1, TaskScheduledId=task_id,
-                        Reason=f"An Orchestration instance with the status {existing.status.value} "
-                               f"already exists (instance id '{child_id}').", Details=None),
-                self.at, self.inst.execution_id, task_id))
-            return
-        execution_id = new_execution_id()
-        self.children.append(NewInstance(
-            child_id, execution_id, name, stored_input, self.at,
-            self.engine.started_event(name, child_id, execution_id, stored_input, self.at,
-                                      parent=self.inst, parent_task_id=task_id),
-            self.inst.instance_id, self.inst.execution_id, task_id))
-
-    def _with_retry(self, action: dict[str, Any], kind: str) -> bool:
-        options = action.get("retryOptions") or {}
-        attempts = max(int(options.get("maxNumberOfAttempts", 1)), 1)
-        first_at: float | None = None
-        for attempt in range(attempts):
-            done, result = self._schedule(action, kind)
-            if not done:
-                return False
-            assert result is not None
-            if first_at is None:
-                first_at = h.parse_timestamp(result["Timestamp"])
-            if result["EventType"] in (EventType.TASK_COMPLETED,
-                                       EventType.SUB_ORCHESTRATION_COMPLETED):
-                return True
-            # DTFx waits on a timer after every failed attempt, the last one included; the
-            # SDK's RetryAbleTask counts on that extra timer.
-            task_id = self.seq
-            if self.facts.scheduled.get(task_id) == ("timer", ""):
-                self.seq += 1
-                if task_id not in self.facts.results:
-                    return False
-            else:
-                delay = _retry_delay(options, attempt, first_at,
-                                     h.parse_timestamp(result["Timestamp"]))
-                if delay <= 0:
-                    return True
-                if not self._timer(h.format_timestamp(self.at + delay), False):
-                    return False
-        return True
-
-    def visit(self, action: dict[str, Any]) -> bool:
-        """Invoke one action (scheduling what history lacks); True when it is complete."""
-        kind = action["actionType"]
-        if kind == 0:
-            return self._schedule(action, "activity")[0]
-        if kind == 1:
-            return self._with_retry(action, "activity")
-        if kind == 2:
-            return self._schedule(action, "sub")[0]
-        if kind == 3:
-            return self._with_retry(action, "sub")
-        if kind == 5:
-            return self._timer(action["fireAt"], bool(action.get("isCanceled")))
-        if kind == 6:
-            name = action["externalEventName"].lower()
-            self.waits[name] += 1
-            return self.facts.events[name] >= self.waits[name]
-        if kind in (11, 12):
-            done = [self.visit(child) for child in action["compoundActions"]]
-            return any(done) if kind == 11 else all(done)
-        if kind == 4:
-            return True
-        what = {7: "entity calls", 8: "durable HTTP calls (call_http)", 9: "entity signals"}
-        raise OrchestrationError(f"devhost does not support {what.get(kind, f'action {kind}')}")
+#: Episodes computed per drain before their commits are applied together.
+BATCH = 64
+#: A drain yields to the event loop after this much episode work.
+YIELD_SECONDS = 0.005
+#: Histories this long (events) are replayed on the replay thread instead of the loop.
+OFFLOAD_EVENTS = 400
+#: The GIL switch interval while a replay runs on the replay thread (see _compute_aside).
+REPLAY_SWITCH_INTERVAL = 0.0005
+#: Cached history bytes (least recently used histories are dropped beyond it).
+CACHE_BYTES = 64 * 1024 * 1024
+#: Failed tries of one instance's episode or commit before it is failed for good.
+MAX_ATTEMPTS = 5
+RETRY_SECONDS = 1.0
+#: The timer heap is compacted when it grows past twice its live size, and never below this.
+WAKEUP_FLOOR = 1024
 
 
 class Engine:
     """Drives every instance of one store (see module docstring for guarantees)."""
 
     def __init__(self, store: Store, app: LoadedApp, *, clock: Callable[[], float] = h.now,
-                 max_activities: int = 32, cache_size: int = 20_000) -> None:
+                 max_activities: int = 32, cache_bytes: int = CACHE_BYTES,
+                 offload_events: int = OFFLOAD_EVENTS, wakeup_floor: int = WAKEUP_FLOOR) -> None:
         self.store, self.app, self._clock = store, app, clock
         self.shared = store.shared
         # Start from the latest time already recorded, not 0: if the wall clock stepped back
         # while devhost was down, new OrchestratorStarted events must still not precede the
         # ones in the histories (the SDK needs them non-decreasing).
         self._last_time = store.latest_time()
-        self._cache: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
-        self._cache_size = cache_size
+        self._cache: collections.OrderedDict[str, History] = collections.OrderedDict()
+        self._cache_limit, self._cache_bytes = cache_bytes, 0
+        self._offload_events = offload_events
         self._ready: dict[str, None] = {}
         self._drain_scheduled = False
         self._wakeups: list[tuple[float, str]] = []
+        self._wakeup_floor = self._wakeup_limit = wakeup_floor
         self._wake_handle: asyncio.TimerHandle | None = None
-        self._pending: list[_PendingCommit] = []  # episode writes of the running drain
+        self._failures: dict[str, int] = {}
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_activities)
         self._pool = ThreadPoolExecutor(max_workers=max_activities,
                                         thread_name_prefix="devhost-activity")
+        # One thread: replays are CPU-bound Python, more threads would only contend for the GIL.
+        self._replayer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devhost-replay")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
         self.episodes = 0
 
     # ---- time and scheduling -------------------------------------------------------------------
@@ -320,17 +112,43 @@ class Engine:
             self._loop = asyncio.get_running_loop()
         return self._loop
 
+    @property
+    def pending_wakeups(self) -> int:
+        """Entries in the timer heap (bounded: see module docstring)."""
+        return len(self._wakeups)
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of history text held in the cache (at most ``cache_bytes`` between drains)."""
+        return self._cache_bytes
+
     def wake(self, instance_id: str, at: float | None = None) -> None:
-        """Make sure ``instance_id`` runs an episode once ``at`` (default: now) has passed."""
+        """Make sure ``instance_id`` runs an episode once ``at`` (default: now) has passed.
+        Callers wake an instance after committing a message for it."""
         if at is None or at <= self.now():
             self._ready[instance_id] = None
-            if not self._drain_scheduled:
-                self._drain_scheduled = True
-                self.loop.call_soon(self._drain)
+            self._schedule_drain()
             return
         heapq.heappush(self._wakeups, (at, instance_id))
-        if self._wakeups[0][1] == instance_id and self._wakeups[0][0] == at:
+        if len(self._wakeups) > self._wakeup_limit:
+            self._compact_wakeups()
+        if self._wakeups and self._wakeups[0] == (at, instance_id):
             self._arm()
+
+    def forget(self, instance_id: str) -> None:
+        """Drop cached history: the instance was replaced or purged outside an episode."""
+        cached = self._cache.pop(instance_id, None)
+        if cached is not None:
+            self._cache_bytes -= cached.size
+
+    def _compact_wakeups(self) -> None:
+        """Rebuild the heap from the inbox: entries of cancelled timers and finished instances
+        go, those due now or retrying a failure stay."""
+        now = self.now()
+        keep = [w for w in self._wakeups if w[0] <= now or w[1] in self._failures]
+        self._wakeups = keep + self.store.wakes_after(now)
+        heapq.heapify(self._wakeups)
+        self._wakeup_limit = max(self._wakeup_floor, 2 * len(self._wakeups))
 
     def _arm(self) -> None:
         if self._wake_handle is not None:
@@ -348,69 +166,232 @@ class Engine:
         self._wake_handle = None
         self._arm()
 
-    def _drain(self) -> None:
-        """Run up to 64 ready episodes, then commit them together.
+    def _schedule_drain(self) -> None:
+        """Start a drain task unless one is on its way. Its first step runs in the loop's next
+        turn, as a plain callback would: callers that yield once (``asyncio.sleep(0)``) after
+        committing a message find its episode done, when nothing else is queued before it."""
+        if self._drain_scheduled or self._closed:
+            return
+        self._drain_scheduled = True
+        task = self.loop.create_task(self._drain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-        Episodes are computed first and their writes committed afterwards in one transaction
-        (each one a savepoint): one WAL write for the batch, and shared workers hold the write
-        lock only for the SQL, never through a replay. What an episode did takes effect
-        (activities dispatched, instances woken, cache updated) only after that COMMIT, so
-        nothing is observed before it is durable.
-        """
-        self._drain_scheduled = False
-        budget = 64
+    async def _drain(self) -> None:
+        """Compute and commit episodes while instances are ready, ``BATCH`` per transaction.
+        While the test-only hold (:mod:`devhost.hold`) is engaged nothing is computed or
+        committed; the drain looks again every ``hold.RECHECK_SECONDS``."""
         try:
-            while self._ready and budget:
-                iid = next(iter(self._ready))
-                del self._ready[iid]
-                budget -= 1
-                try:
-                    self.run_episode(iid)
-                except Exception:
-                    # A devhost bug: the messages stay in the inbox, so the instance is retried
-                    # instead of being lost.
-                    log.exception("episode of %s failed; retrying in 1 s", iid)
-                    self._retry(iid, self.now() + 1.0)
+            while self._ready:
+                if hold.engaged():
+                    await asyncio.sleep(hold.RECHECK_SECONDS)
+                    continue
+                await self._drain_batch()
         finally:
-            pending, self._pending = self._pending, []
-        outcomes: list[tuple[_PendingCommit, list[WorkItem] | Exception]] = []
+            self._drain_scheduled = False
+            if self._ready:
+                self._schedule_drain()
+
+    async def _drain_batch(self) -> None:
+        """Compute up to ``BATCH`` episodes, then commit them in one transaction (each one a
+        savepoint): one WAL write for the batch, and shared workers hold the write lock only for
+        the SQL, never through a replay. What an episode did takes effect (activities
+        dispatched, instances woken, cache updated) only after that COMMIT, so nothing is
+        observed before it is durable. An instance woken again meanwhile waits for the next
+        batch: its next episode must start from this one's commit."""
+        done: list[tuple[Snapshot, Outcome]] = []
+        taken: set[str] = set()
+        deferred: list[str] = []
+        budget = BATCH
+        worked_since = time.perf_counter()
+        while self._ready and budget:
+            iid = next(iter(self._ready))
+            del self._ready[iid]
+            if iid in taken:
+                deferred.append(iid)
+                continue
+            budget -= 1
+            try:
+                snap = self._read(iid)
+                if snap is None:
+                    continue
+                if len(snap.history.texts) >= self._offload_events:
+                    # Commit what is computed first: those episodes need not wait for this one.
+                    self._apply(done)
+                    done, taken = [], set()
+                    outcome = await self._compute_aside(snap)
+                    worked_since = time.perf_counter()
+                else:
+                    outcome = episode.compute(self.app, snap)
+            except Exception as exc:
+                self._failed(iid, exc, "episode")
+                continue
+            done.append((snap, outcome))
+            taken.add(iid)
+            if time.perf_counter() - worked_since > YIELD_SECONDS:
+                await asyncio.sleep(0)  # let HTTP requests in between episodes
+                worked_since = time.perf_counter()
+        for iid in deferred:
+            self._ready[iid] = None
+        self._apply(done)
+
+    async def _compute_aside(self, snap: Snapshot) -> Outcome:
+        """Compute an episode on the replay thread while the loop serves requests.
+
+        The replay holds the GIL most of the time; the loop thread gets it back only when the
+        replay thread is asked to drop it, after the switch interval (5 ms by default). Every
+        request crosses several GIL releases (socket reads and writes, SQLite calls), so for
+        the duration of the replay the interval is shortened: a status read then waits a few
+        tenths of a millisecond per crossing instead of 5 ms.
+        """
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(REPLAY_SWITCH_INTERVAL)
         try:
-            # Drains that found nothing to deliver open no transaction (nor the write lock).
-            with self.store.batch() if pending else contextlib.nullcontext():
-                for item in pending:
-                    try:
-                        outcomes.append((item, self.store.commit_episode(item.commit)))
-                    except Exception as exc:  # that savepoint alone was rolled back
-                        outcomes.append((item, exc))
-        except Exception:
-            log.exception("committing %d episodes failed; retrying them in 1 s", len(pending))
-            for item in pending:
-                self._retry(item.commit.instance_id, self.now() + 1.0)
-            outcomes = []
-        for item, outcome in outcomes:
-            iid = item.commit.instance_id
-            if isinstance(outcome, EpisodeConflict):
-                # Another worker moved the instance on: rerun from what is there now.
-                self._retry(iid, None if self.shared else self.now() + 1.0)
-            elif isinstance(outcome, Exception):
-                log.error("episode of %s failed to commit; retrying in 1 s", iid,
-                          exc_info=outcome)
-                self._retry(iid, self.now() + 1.0)
+            return await self.loop.run_in_executor(self._replayer, episode.compute, self.app,
+                                                   snap)
+        finally:
+            sys.setswitchinterval(previous)
+
+    def step(self, instance_id: str) -> None:
+        """Run one episode of ``instance_id`` now, on the calling thread, and commit it: the
+        unit of work of a drain, for tests that interleave workers by hand."""
+        snap = self._read(instance_id)
+        if snap is not None:
+            self._apply([(snap, episode.compute(self.app, snap))])
+
+    def _read(self, instance_id: str) -> Snapshot | None:
+        """The instance's episode snapshot, or None when there is nothing to deliver (then a
+        later message re-arms it). Messages of a purged instance are dropped here: nobody will
+        ever take them (e.g. a child's result after its parent was purged)."""
+        with self.store.snapshot():
+            inst = self.store.get(instance_id)
+            if inst is None:
+                orphans = [m.msg_id for m in self.store.visible_messages(instance_id, math.inf)]
             else:
-                item.after(outcome)
-        if self._ready and not self._drain_scheduled:
-            self._drain_scheduled = True
-            self.loop.call_soon(self._drain)
+                # Never before the instance's last episode (another worker's clock may be
+                # later than ours): OrchestratorStarted times must not decrease.
+                at = max(self.now(), inst.updated_at)
+                messages = self.store.visible_messages(instance_id, at)
+                if messages:
+                    return Snapshot(inst, at, messages, self._history(inst))
+                nxt = self.store.next_wake(instance_id)
+        if inst is None:
+            if orphans:
+                log.info("dropping %d message(s) for %s, which no longer exists",
+                         len(orphans), instance_id)
+                self.store.drop_messages(orphans)
+        elif nxt is not None:
+            self.wake(instance_id, nxt)
+        return None
 
-    def _retry(self, instance_id: str, at: float | None) -> None:
-        self._cache.pop(instance_id, None)
-        self.wake(instance_id, at)
+    def _history(self, inst: Instance) -> History:
+        """The instance's history (cached). A shared engine first checks that no other worker
+        appended to it, inside the snapshot the episode reads."""
+        iid = inst.instance_id
+        cached = self._cache.get(iid)
+        if cached is not None and (cached.execution_id != inst.execution_id or (
+                self.shared and len(cached.texts) != self.store.history_length(iid))):
+            self.forget(iid)
+            cached = None
+        if cached is None:
+            cached = History(inst.execution_id, self.store.history(iid))
+            self._cache[iid] = cached
+            self._cache_bytes += cached.size
+            self._evict()
+        else:
+            self._cache.move_to_end(iid)
+        return cached
 
-    def _commit(self, commit: EpisodeCommit,
-                after: Callable[[list[WorkItem]], None] = lambda scheduled: None) -> None:
-        """Queue an episode's writes for the end of the current drain, which commits them and
-        then runs ``after`` with the work items they scheduled."""
-        self._pending.append(_PendingCommit(commit, after))
+    def _evict(self) -> None:
+        while self._cache_bytes > self._cache_limit and self._cache:
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= old.size
+
+    def _apply(self, done: list[tuple[Snapshot, Outcome]]) -> None:
+        """Commit the outcomes in one transaction, then carry out what each one did."""
+        if not done:
+            return  # a drain that found nothing to deliver opens no transaction
+        results: list[tuple[Snapshot, Outcome, list[WorkItem] | Exception]] = []
+        try:
+            with self.store.batch():
+                for snap, outcome in done:
+                    try:
+                        results.append((snap, outcome, self.store.commit_episode(outcome.commit)))
+                    except Exception as exc:  # that savepoint alone was rolled back
+                        results.append((snap, outcome, exc))
+        except Exception as exc:
+            for snap, _ in done:
+                self._failed(snap.instance.instance_id, exc, "commit")
+            return
+        for snap, outcome, result in results:
+            iid = snap.instance.instance_id
+            if isinstance(result, EpisodeConflict):
+                # Another worker (or an HTTP call meanwhile) moved the instance on: rerun.
+                self.forget(iid)
+                self.wake(iid)
+            elif isinstance(result, Exception):
+                self._failed(iid, result, "commit")
+            else:
+                self._after(snap, outcome, result)
+
+    def _after(self, snap: Snapshot, outcome: Outcome, scheduled: list[WorkItem]) -> None:
+        iid, commit = snap.instance.instance_id, outcome.commit
+        self._failures.pop(iid, None)
+        if outcome.replayed:
+            self.episodes += 1
+        if outcome.appended is None:
+            self.forget(iid)
+        elif self._cache.get(iid) is snap.history and outcome.appended:
+            snap.history.texts.extend(outcome.appended)
+            grown = sum(len(t) for t in outcome.appended)
+            snap.history.size += grown
+            self._cache_bytes += grown
+            self._evict()
+        for item in scheduled:
+            self.dispatch(item)
+        for m in commit.messages:
+            self.wake(m.instance_id, m.visible_at)
+        if commit.children:
+            self.wake(iid)  # a refused child is answered by a message to this instance
+            for start in commit.children:
+                self.wake(start.child.instance_id)
+
+    def _failed(self, instance_id: str, exc: BaseException, what: str) -> None:
+        """An episode or commit of the instance raised: retry a second later, or after
+        ``MAX_ATTEMPTS`` tries fail the instance with the reason."""
+        self.forget(instance_id)
+        attempts = self._failures.get(instance_id, 0) + 1
+        reason = f"{type(exc).__name__}: {exc}"
+        if attempts < MAX_ATTEMPTS:
+            self._failures[instance_id] = attempts
+            log.error("%s of %s failed (try %d of %d), retrying in %.0f s:\n%s", what,
+                      instance_id, attempts, MAX_ATTEMPTS, RETRY_SECONDS,
+                      "".join(traceback.format_exception(exc)))
+            self.wake(instance_id, self.now() + RETRY_SECONDS)
+            return
+        self._failures.pop(instance_id, None)
+        log.error("%s of %s failed %d times; failing the instance: %s", what, instance_id,
+                  attempts, reason)
+        self._give_up(instance_id, f"devhost could not run this instance ({what} failed "
+                                   f"{attempts} times): {reason}")
+
+    def _give_up(self, instance_id: str, reason: str) -> None:
+        try:
+            with self.store.snapshot():
+                inst = self.store.get(instance_id)
+                messages = self.store.visible_messages(instance_id, math.inf)
+                length = self.store.history_length(instance_id)
+            if inst is None or inst.status in TERMINAL:
+                self.store.drop_messages([m.msg_id for m in messages])
+                return
+            commit = episode.fail_commit(inst, length, messages,
+                                         max(self.now(), inst.updated_at), reason)
+            self.store.commit_episode(commit)
+        except Exception:
+            log.exception("could not fail %s either; it is left as it is", instance_id)
+            return
+        for m in commit.messages:
+            self.wake(m.instance_id, m.visible_at)
 
     def recover(self) -> tuple[int, int]:
         """Re-arm every instance with messages and re-dispatch every pending activity.
@@ -425,12 +406,9 @@ class Engine:
             self.dispatch(item)
         return len(wakes), len(work)
 
-    def forget(self, instance_id: str) -> None:
-        """Drop cached history (the instance was replaced or purged)."""
-        self._cache.pop(instance_id, None)
-
     async def close(self) -> None:
-        """Stop timers and in-flight activities (their work rows stay for the next start)."""
+        """Stop timers, drains and in-flight activities (their rows stay for the next start)."""
+        self._closed = True
         if self._wake_handle is not None:
             self._wake_handle.cancel()
         for task in list(self._tasks):
@@ -438,255 +416,7 @@ class Engine:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-    # ---- events --------------------------------------------------------------------------------
-
-    def started_event(self, name: str, instance_id: str, execution_id: str, stored_input: str | None,
-                      at: float, parent: Instance | None = None,
-                      parent_task_id: int | None = None) -> dict[str, Any]:
-        parent_info = None
-        if parent is not None:
-            parent_info = {"Name": parent.name, "TaskScheduleId": parent_task_id,
-                           "OrchestrationInstance": {"InstanceId": parent.instance_id,
-                                                     "ExecutionId": parent.execution_id}}
-        return h.event(EventType.EXECUTION_STARTED, at, -1,
-                       OrchestrationInstance={"InstanceId": instance_id,
-                                              "ExecutionId": execution_id},
-                       ParentInstance=parent_info, Name=name, Version="", Input=stored_input,
-                       Tags=None, Correlation=None, ScheduledStartTime=None, Generation=0)
-
-    # ---- episodes ------------------------------------------------------------------------------
-
-    def _load(self, inst: Instance, fresh: bool = False) -> _Cached:
-        """The instance's history (cached). ``fresh``: a shared engine first checks that no
-        other worker appended to it; the rest of an episode must see that same history, so only
-        the episode's first read asks for it."""
-        cached = self._cache.get(inst.instance_id)
-        if cached is not None and fresh and self.shared and \
-                len(cached.texts) != self.store.history_length(inst.instance_id):
-            cached = None  # another worker ran an episode of this instance
-        if cached is None or cached.execution_id != inst.execution_id:
-            texts = self.store.history(inst.instance_id)
-            facts = _Facts()
-            for text in texts:
-                facts.add(json.loads(text))
-            cached = _Cached(inst.execution_id, texts, facts)
-            self._cache[inst.instance_id] = cached
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(inst.instance_id)
-        return cached
-
-    def run_episode(self, instance_id: str) -> None:
-        """Deliver every visible message of one instance; its writes are committed by the
-        drain that runs it (:meth:`_drain`)."""
-        with self.store.snapshot():
-            inst = self.store.get(instance_id)
-            if inst is None:
-                return
-            # Never before the instance's last episode (another worker's clock reading may be
-            # later than ours): OrchestratorStarted times must not decrease.
-            at = max(self.now(), inst.updated_at)
-            messages = self.store.visible_messages(instance_id, at)
-            if not messages:
-                nxt = self.store.next_wake(instance_id)
-                if nxt is not None:
-                    self.wake(instance_id, nxt)
-                return
-            self._load(inst, fresh=True)  # the history of the same snapshot
-        current = [m for m in messages
-                   if m.execution_id is None or m.execution_id == inst.execution_id]
-        stale = [m.msg_id for m in messages if m not in current]
-        if inst.status in TERMINAL:
-            self._commit_simple(inst, at, [m.msg_id for m in messages], [])
-            return
-        terminate = next((m for m in current if m.kind == "terminate"), None)
-        if terminate is not None:
-            self._terminate(inst, at, terminate)
-            return
-        status = inst.status
-        control_events: list[dict[str, Any]] = []
-        consumed = list(stale)
-        for m in current:
-            if m.kind not in ("suspend", "resume"):
-                continue
-            consumed.append(m.msg_id)
-            suspend = m.kind == "suspend"
-            if suspend == (status == RuntimeStatus.SUSPENDED):
-                continue  # suspending a suspended (resuming a live) instance changes nothing
-            if suspend:
-                status = RuntimeStatus.SUSPENDED
-            else:
-                status = RuntimeStatus.RUNNING if self._load(inst).texts else RuntimeStatus.PENDING
-            control_events.append(h.event(
-                EventType.EXECUTION_SUSPENDED if suspend else EventType.EXECUTION_RESUMED,
-                at, -1, Reason=m.payload.get("reason")))
-        # ExecutionStarted first: after continue-as-new, events kept for the new execution are
-        # older in the inbox than its start message.
-        deliver = sorted((m for m in current if m.kind not in _CONTROL),
-                         key=lambda m: m.kind != "start")
-        if status == RuntimeStatus.SUSPENDED or not deliver:
-            # Suspended: everything but control messages waits in the inbox for a resume.
-            self._commit_simple(inst, at, consumed, control_events, status)
-            return
-        self._replay(inst, at, deliver, consumed, control_events)
-
-    def _commit_simple(self, inst: Instance, at: float, consumed: list[int],
-                       events: list[dict[str, Any]], status: RuntimeStatus | None = None) -> None:
-        cached = self._load(inst)
-        if not cached.texts:
-            events = []  # nothing may precede OrchestratorStarted + ExecutionStarted
-        texts = [_dumps({**ev, "IsPlayed": True}) for ev in events]
-        self._commit(EpisodeCommit(
-            inst.instance_id, inst.execution_id, status or inst.status, at, len(cached.texts),
-            new_events=texts, consumed=consumed), lambda scheduled: cached.texts.extend(texts))
-
-    def _terminate(self, inst: Instance, at: float, message: Message) -> None:
-        reason = message.payload.get("reason")
-        cached = self._load(inst)
-        ev = h.event(EventType.EXECUTION_TERMINATED, at, -1, Input=_dumps(reason))
-        self._commit(EpisodeCommit(
-            inst.instance_id, inst.execution_id, RuntimeStatus.TERMINATED, at, len(cached.texts),
-            new_events=[_dumps({**ev, "IsPlayed": True})], output=_dumps(reason),
-            set_output=True, finished=True),
-            lambda scheduled: self._cache.pop(inst.instance_id, None))
-
-    def _replay(self, inst: Instance, at: float, deliver: list[Message], consumed: list[int],
-                control_events: list[dict[str, Any]]) -> None:
-        cached = self._load(inst)
-        # ExecutionStarted must stay history[1], so control events go after the delivered ones.
-        new_events = [h.event(EventType.ORCHESTRATOR_STARTED, at)]
-        stored: list[str] = [""]  # each event's JSON text where the inbox already has it
-        for m in deliver:
-            consumed.append(m.msg_id)
-            new_events.append(m.payload)
-            stored.append(m.text)
-        new_events += control_events
-        stored += [""] * len(control_events)
-        orchestrator = self.app.orchestrators.get(inst.name)
-        facts = cached.facts
-        history_base = len(cached.texts)
-        for ev in new_events:
-            facts.add(ev)
-        played = cached.texts
-        new_texts = [text or _dumps(ev) for ev, text in zip(new_events, stored)]
-        request = "".join((
-            '{"history":[', ",".join(played + new_texts),
-            '],"input":', inst.input if inst.input is not None else "null",
-            ',"instanceId":', _dumps(inst.instance_id),
-            ',"isReplaying":', "true" if played else "false",
-            ',"parentInstanceId":', _dumps(inst.parent_instance_id), _CONTEXT_TAIL))
-        episode = _Episode(self, inst, facts, at)
-        state: dict[str, Any] | None = None
-        error: str | None = None
-        try:
-            if orchestrator is None:
-                raise OrchestrationError(
-                    f"The function '{inst.name}' doesn't exist, is disabled, or is not an "
-                    f"orchestrator function.")
-            try:
-                state = json.loads(orchestrator.user_function(
-                    context=func.OrchestrationContext(request)))
-            except OrchestrationError:
-                raise
-            except Exception as exc:  # the user's orchestrator failed: OOProc error schema
-                text = str(exc)
-                head, sep, tail = text.partition(_OOPROC_MARKER)
-                if sep:
-                    try:
-                        state = json.loads(tail)
-                    except ValueError:
-                        state = None
-                error = (state or {}).get("error") or head or type(exc).__name__
-                if state is None:
-                    log.warning("orchestrator %s raised outside the SDK:\n%s", inst.name,
-                                "".join(traceback.format_exception(exc)))
-            if state is not None and error is None and state.get("error"):
-                error = state["error"]
-            can = None
-            if state is not None and error is None:
-                for action in (state.get("actions") or [[]])[0]:
-                    if action.get("actionType") == 4:
-                        can = action
-                    if not episode.visit(action):
-                        break
-        except (OrchestrationError, NonDeterminism) as exc:
-            error, state = str(exc), state
-
-        self.episodes += 1
-        commit = EpisodeCommit(inst.instance_id, inst.execution_id, RuntimeStatus.RUNNING, at,
-                               history_base, consumed=consumed, new_work=episode.commit_work,
-                               cancel_timers=episode.cancel, messages=episode.messages + episode.timers,
-                               children=episode.children)
-        if state is not None and "customStatus" in state:
-            commit.custom_status, commit.set_custom_status = _dumps(state["customStatus"]), True
-        all_new = new_events + episode.events
-        finished_as: RuntimeStatus | None = None
-        if error is not None:
-            finished_as = RuntimeStatus.FAILED
-            message = f"Orchestrator function '{inst.name}' failed: {error}"
-            commit.output, commit.set_output = _dumps(message), True
-            all_new.append(h.event(EventType.EXECUTION_FAILED, at, -1,
-                                   OrchestrationStatus=3, Result=_dumps(message)))
-            self._notify_parent(inst, at, commit, failed=message)
-        elif state is not None and state.get("isDone") and can is not None:
-            execution_id = new_execution_id()
-            stored_input = None if can.get("input") is None else _dumps(can["input"])
-            commit.status = RuntimeStatus.CONTINUED_AS_NEW
-            commit.reset_history = True
-            commit.new_execution_id, commit.new_input = execution_id, stored_input
-            commit.messages = [NewMessage(inst.instance_id, "start", self.started_event(
-                inst.name, inst.instance_id, execution_id, stored_input, at,
-                parent=None), at, execution_id)]
-            commit.new_work, commit.cancel_timers, commit.children = [], [], []
-            all_new = []
-            self._cache.pop(inst.instance_id, None)
-        elif state is not None and state.get("isDone"):
-            finished_as = RuntimeStatus.COMPLETED
-            output = _dumps(state.get("output"))
-            commit.output, commit.set_output = output, True
-            all_new.append(h.event(EventType.EXECUTION_COMPLETED, at, -1,
-                                   OrchestrationStatus=1, Result=output))
-            self._notify_parent(inst, at, commit, output=output)
-        if finished_as is not None:
-            commit.status, commit.finished = finished_as, True
-            commit.new_work, commit.cancel_timers, commit.children = [], [], []
-            commit.messages = [m for m in commit.messages if m.instance_id != inst.instance_id]
-        texts: list[str] = []
-        if all_new:
-            all_new.append(h.event(EventType.ORCHESTRATOR_COMPLETED, at))
-            # all_new starts with new_events, already serialised for the request.
-            texts = [_as_played(t) for t in new_texts] + [
-                _dumps({**ev, "IsPlayed": True}) for ev in all_new[len(new_events):]]
-        commit.new_events = texts
-
-        def after(scheduled: list[WorkItem]) -> None:
-            if finished_as is not None or commit.reset_history:
-                self._cache.pop(inst.instance_id, None)
-            else:
-                cached.texts.extend(texts)
-            for item in scheduled:
-                self.dispatch(item)
-            for m in commit.messages:
-                self.wake(m.instance_id, m.visible_at)
-            for child in commit.children:
-                self.wake(child.instance_id)
-
-        self._commit(commit, after)
-
-    def _notify_parent(self, inst: Instance, at: float, commit: EpisodeCommit,
-                       output: str | None = None, failed: str | None = None) -> None:
-        if inst.parent_instance_id is None:
-            return
-        if failed is None:
-            ev = h.event(EventType.SUB_ORCHESTRATION_COMPLETED, at, -1,
-                         TaskScheduledId=inst.parent_task_id, Result=output)
-        else:
-            ev = h.event(EventType.SUB_ORCHESTRATION_FAILED, at, -1,
-                         TaskScheduledId=inst.parent_task_id, Reason=failed, Details=None)
-        commit.messages.append(NewMessage(inst.parent_instance_id, "task", ev, at,
-                                          inst.parent_execution_id, inst.parent_task_id))
+        self._replayer.shutdown(wait=True, cancel_futures=True)
 
     # ---- activities ----------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ with a literal ``Z`` (the SDK compares them with tz-aware datetimes).
 from __future__ import annotations
 
 import enum
+import json
 import time
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +38,34 @@ class EventType(enum.IntEnum):
     HISTORY_STATE = 18
     EXECUTION_SUSPENDED = 19
     EXECUTION_RESUMED = 20
+
+
+class ActionType(enum.IntEnum):
+    """The SDK's orchestrator action numbers (``azure.durable_functions.models.actions.ActionType``,
+    schema V2/V3), as ``OutOfProcOrchestrationShim`` reads them."""
+
+    CALL_ACTIVITY = 0
+    CALL_ACTIVITY_WITH_RETRY = 1
+    CALL_SUB_ORCHESTRATOR = 2
+    CALL_SUB_ORCHESTRATOR_WITH_RETRY = 3
+    CONTINUE_AS_NEW = 4
+    CREATE_TIMER = 5
+    WAIT_FOR_EXTERNAL_EVENT = 6
+    CALL_ENTITY = 7
+    CALL_HTTP = 8
+    SIGNAL_ENTITY = 9
+    WHEN_ANY = 11
+    WHEN_ALL = 12
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, the form devhost stores every JSON column and event field in."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def new_execution_id() -> str:
+    """A fresh execution id (one per generation of an instance)."""
+    return uuid.uuid4().hex
 
 
 def now() -> float:
@@ -82,17 +112,18 @@ def event(kind: EventType, at: float, event_id: int = -1, **fields: Any) -> dict
     }
 
 
-def completion_key(ev: dict[str, Any]) -> tuple[str, Any] | None:
-    """Which scheduled task a completion event resolves: ``("task", id)``, ``("event", name)``.
-
-    Returns None for events that complete nothing (bookkeeping events).
-    """
-    kind = ev["EventType"]
-    if kind in (EventType.TASK_COMPLETED, EventType.TASK_FAILED,
-                EventType.SUB_ORCHESTRATION_COMPLETED, EventType.SUB_ORCHESTRATION_FAILED):
-        return ("task", ev["TaskScheduledId"])
-    if kind == EventType.TIMER_FIRED:
-        return ("task", ev["TimerId"])
-    if kind == EventType.EVENT_RAISED:
-        return ("event", ev["Name"])
-    return None
+def execution_started(name: str, instance_id: str, execution_id: str, stored_input: str | None,
+                      at: float, parent: tuple[str, str, str, int] | None = None
+                      ) -> dict[str, Any]:
+    """The ``ExecutionStarted`` event that begins a generation; ``parent`` is
+    (name, instance id, execution id, task id) of the orchestration that called it."""
+    parent_info = None
+    if parent is not None:
+        parent_name, parent_id, parent_execution, task_id = parent
+        parent_info = {"Name": parent_name, "TaskScheduleId": task_id,
+                       "OrchestrationInstance": {"InstanceId": parent_id,
+                                                 "ExecutionId": parent_execution}}
+    return event(EventType.EXECUTION_STARTED, at, -1,
+                 OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
+                 ParentInstance=parent_info, Name=name, Version="", Input=stored_input,
+                 Tags=None, Correlation=None, ScheduledStartTime=None, Generation=0)

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from urllib.parse import quote, unquote
 
 from devhost import history as h
-from devhost.engine import Engine, new_execution_id
+from devhost.engine import Engine
 from devhost.limits import body_limit, too_large
 from devhost.loader import LoadedApp
 from devhost.status import LIVE, TERMINAL, RuntimeStatus
@@ -349,10 +349,9 @@ class ManagementApi:
     def _create(self, name: str, instance_id: str, stored_input: str | None,
                 origin: str, query: Mapping[str, str] | None = None) -> Reply:
         at = self.engine.now()
-        execution_id = new_execution_id()
+        execution_id = h.new_execution_id()
         new = NewInstance(instance_id, execution_id, name, stored_input, at,
-                          self.engine.started_event(name, instance_id, execution_id,
-                                                    stored_input, at))
+                          h.execution_started(name, instance_id, execution_id, stored_input, at))
         try:
             self.store.create(new, self.app.overridable)
         except InstanceAlreadyRunning as exc:

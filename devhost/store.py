@@ -26,8 +26,9 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
+from devhost.history import dumps as _dumps
 from devhost.status import RuntimeStatus
 
 log = logging.getLogger("devhost.store")
@@ -77,6 +78,14 @@ CREATE INDEX IF NOT EXISTS work_by_instance ON work (instance_id);
 """
 
 
+#: The columns of ``instances`` in :class:`Instance` field order (named, never ``SELECT *``).
+INSTANCE_COLUMNS = ("instance_id, execution_id, name, version, status, input, output, "
+                    "custom_status, created_at, updated_at, parent_instance_id, "
+                    "parent_execution_id, parent_task_id")
+_MESSAGE_COLUMNS = "msg_id, instance_id, execution_id, visible_at, kind, task_id, payload"
+_WORK_COLUMNS = "work_id, instance_id, execution_id, task_id, name, input"
+
+
 class StoreLocked(RuntimeError):
     """Another devhost process holds this database file."""
 
@@ -99,7 +108,7 @@ class MessagesAlreadyConsumed(EpisodeConflict):
 
 
 class StaleHistory(EpisodeConflict):
-    """The instance's execution or history changed after the episode read it."""
+    """The instance's execution, status or history changed after the episode read it."""
 
 
 class InstanceAlreadyRunning(RuntimeError):
@@ -191,12 +200,31 @@ class NewInstance:
     parent_task_id: int | None = None
 
 
+@dataclass(frozen=True)
+class ChildStart:
+    """A sub-orchestration start, decided at commit time against the child's current row.
+
+    The store creates ``child`` when no instance has its id or the existing one's status is in
+    ``replaceable`` (that one is replaced); otherwise it queues ``refused(existing_status)``
+    instead. The check and the write are one transaction, so of two parents starting one child
+    id, exactly one gets it.
+    """
+
+    child: NewInstance
+    replaceable: frozenset[RuntimeStatus]
+    refused: Callable[[RuntimeStatus], NewMessage]
+
+
 @dataclass
 class EpisodeCommit:
     """Everything one orchestration episode changes, written in one transaction.
 
-    ``history_base`` is the number of history rows the episode started from; the new events are
-    appended after it (or, with ``reset_history``, replace the whole history).
+    The episode read the instance at (``execution_id``, ``expected_status``, ``history_base``
+    history rows); the commit applies only if all three still hold (else StaleHistory) and
+    every message in ``consumed`` is still there (else MessagesAlreadyConsumed). The new events
+    are appended after ``history_base`` (or, with ``reset_history``, replace the history).
+    ``dead_execution``: inbox rows and work addressed to that execution are deleted (the
+    engine's decision that they died with it); rows addressed to no execution stay.
     """
 
     instance_id: str
@@ -204,6 +232,7 @@ class EpisodeCommit:
     status: RuntimeStatus
     updated_at: float
     history_base: int
+    expected_status: RuntimeStatus | None = None
     new_events: list[str] = field(default_factory=list)
     reset_history: bool = False
     new_execution_id: str | None = None
@@ -216,12 +245,8 @@ class EpisodeCommit:
     new_work: list[tuple[int, str, str | None]] = field(default_factory=list)
     cancel_timers: list[int] = field(default_factory=list)
     messages: list[NewMessage] = field(default_factory=list)
-    children: list[NewInstance] = field(default_factory=list)
-    finished: bool = False
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    children: list[ChildStart] = field(default_factory=list)
+    dead_execution: str | None = None
 
 
 #: Bytes of WAL file kept after a checkpoint has emptied it (the rest is truncated away).
@@ -437,7 +462,7 @@ class Store:
     # ---- reads -------------------------------------------------------------------------------
 
     def get(self, instance_id: str) -> Instance | None:
-        row = self.db.execute("SELECT * FROM instances WHERE instance_id=?",
+        row = self.db.execute(f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id=?",
                               (instance_id,)).fetchone()
         return Instance.from_row(row) if row else None
 
@@ -459,15 +484,23 @@ class Store:
             "SELECT event FROM history WHERE instance_id=? ORDER BY seq", (instance_id,))]
 
     def visible_messages(self, instance_id: str, at: float) -> list[Message]:
+        """The instance's inbox rows visible at ``at``, oldest first."""
         return [Message(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[6])
                 for r in self.db.execute(
-                    "SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? ORDER BY msg_id",
-                    (instance_id, at))]
+                    f"SELECT {_MESSAGE_COLUMNS} FROM inbox WHERE instance_id=? AND visible_at<=? "
+                    f"ORDER BY msg_id", (instance_id, at))]
 
     def next_wake(self, instance_id: str) -> float | None:
         row = self.db.execute("SELECT MIN(visible_at) FROM inbox WHERE instance_id=?",
                               (instance_id,)).fetchone()
         return row[0]
+
+    def wakes_after(self, at: float) -> list[tuple[float, str]]:
+        """(earliest inbox time, instance) of every instance with a message due after ``at``:
+        the timer heap rebuilt from what is really pending."""
+        return [(r[1], r[0]) for r in self.db.execute(
+            "SELECT instance_id, MIN(visible_at) FROM inbox WHERE visible_at>? "
+            "GROUP BY instance_id", (at,))]
 
     def wake_times(self) -> list[tuple[str, float]]:
         """Earliest inbox time of every instance with messages: what to resume after restart."""
@@ -476,7 +509,8 @@ class Store:
 
     def pending_work(self) -> list[WorkItem]:
         """Every scheduled activity not yet completed: re-dispatched after a restart."""
-        return [WorkItem(*r) for r in self.db.execute("SELECT * FROM work ORDER BY work_id")]
+        return [WorkItem(*r) for r in self.db.execute(
+            f"SELECT {_WORK_COLUMNS} FROM work ORDER BY work_id")]
 
     def query(self, *, created_from: float | None = None, created_to: float | None = None,
               statuses: Sequence[str] | None = None, prefix: str | None = None,
@@ -497,7 +531,8 @@ class Store:
             sql += " AND (created_at > ? OR (created_at = ? AND instance_id > ?))"
             args += [after_created, after_created, after_id]
         rows = self.db.execute(
-            f"SELECT * FROM instances WHERE {sql} ORDER BY created_at, instance_id LIMIT ?",
+            f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE {sql} "
+            f"ORDER BY created_at, instance_id LIMIT ?",
             args + [top + 1]).fetchall()
         page = [Instance.from_row(r) for r in rows[:top]]
         token = None
@@ -547,7 +582,7 @@ class Store:
         Raises: InstanceNotFound, InstanceGone (status outside ``allow``).
         """
         with self._tx() as db:
-            row = db.execute("SELECT * FROM instances WHERE instance_id=?",
+            row = db.execute(f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id=?",
                              (message.instance_id,)).fetchone()
             if row is None:
                 raise InstanceNotFound(message.instance_id)
@@ -590,10 +625,11 @@ class Store:
         with self._tx() as db:
             iid = c.instance_id
             row = db.execute(
-                "SELECT execution_id, (SELECT MAX(seq) FROM history WHERE instance_id=?) "
+                "SELECT execution_id, status, (SELECT MAX(seq) FROM history WHERE instance_id=?) "
                 "FROM instances WHERE instance_id=?", (iid, iid)).fetchone()
             if row is None or row[0] != c.execution_id or \
-                    (0 if row[1] is None else row[1] + 1) != c.history_base:
+                    (c.expected_status is not None and row[1] != c.expected_status.value) or \
+                    (0 if row[2] is None else row[2] + 1) != c.history_base:
                 # Another writer moved the instance on since this episode read it.
                 raise StaleHistory(f"{iid}: the history changed while the episode ran")
             if c.consumed:
@@ -608,7 +644,7 @@ class Store:
             if c.reset_history:
                 db.execute("DELETE FROM history WHERE instance_id=?", (iid,))
                 base = 0
-            db.executemany("INSERT INTO history VALUES (?,?,?)",
+            db.executemany("INSERT INTO history (instance_id, seq, event) VALUES (?,?,?)",
                            [(iid, base + i, text) for i, text in enumerate(c.new_events)])
             sets = ["status=?", "updated_at=?"]
             args: list[Any] = [c.status.value, c.updated_at]
@@ -623,23 +659,25 @@ class Store:
                 args += [c.new_execution_id, c.new_input]
             db.execute(f"UPDATE instances SET {', '.join(sets)} WHERE instance_id=?",
                        args + [iid])
-            if c.finished or c.new_execution_id is not None:
-                # Buffered events and pending timers die with the execution; activity results
-                # that are still in flight find no work row and are dropped.
-                keep_events = c.new_execution_id is not None
-                db.execute(
-                    "DELETE FROM inbox WHERE instance_id=? AND NOT (? AND kind='event')",
-                    (iid, keep_events))
-                db.execute("DELETE FROM work WHERE instance_id=?", (iid,))
+            if c.dead_execution is not None:
+                # Activity results still in flight then find no work row and are dropped.
+                db.execute("DELETE FROM inbox WHERE instance_id=? AND execution_id=?",
+                           (iid, c.dead_execution))
+                db.execute("DELETE FROM work WHERE instance_id=? AND execution_id=?",
+                           (iid, c.dead_execution))
+            # Task ids are unique within an execution: (execution, task id) names one timer.
             for task_id in c.cancel_timers:
                 db.execute("DELETE FROM inbox WHERE instance_id=? AND execution_id=? "
-                           "AND kind='timer' AND task_id=?", (iid, c.execution_id, task_id))
-            for child in c.children:
+                           "AND task_id=?", (iid, c.execution_id, task_id))
+            for start in c.children:
                 row = db.execute("SELECT status FROM instances WHERE instance_id=?",
-                                 (child.instance_id,)).fetchone()
+                                 (start.child.instance_id,)).fetchone()
+                if row is not None and RuntimeStatus(row[0]) not in start.replaceable:
+                    self._insert_message(db, start.refused(RuntimeStatus(row[0])))
+                    continue
                 if row is not None:
-                    self._delete_instance(db, child.instance_id)
-                self._insert_instance(db, child)
+                    self._delete_instance(db, start.child.instance_id)
+                self._insert_instance(db, start.child)
             for message in c.messages:
                 self._insert_message(db, message)
             scheduled = []
@@ -652,6 +690,11 @@ class Store:
                                           c.execution_id, task_id, name, text))
             return scheduled
 
+    def drop_messages(self, msg_ids: Sequence[int]) -> None:
+        """Delete these inbox rows (the engine decided nobody will ever take them)."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM inbox WHERE msg_id=?", [(m,) for m in msg_ids])
+
     # ---- helpers -------------------------------------------------------------------------------
 
     @staticmethod
@@ -663,7 +706,8 @@ class Store:
 
     @staticmethod
     def _insert_instance(db: sqlite3.Connection, n: NewInstance) -> None:
-        db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        db.execute(f"INSERT INTO instances ({INSTANCE_COLUMNS}) "
+                   f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                    (n.instance_id, n.execution_id, n.name, "", RuntimeStatus.PENDING.value,
                     n.input, None, None, n.created_at, n.created_at, n.parent_instance_id,
                     n.parent_execution_id, n.parent_task_id))

@@ -79,8 +79,9 @@ class Harness:
         self.api = ManagementApi(self.store, self.engine, LOADED)
 
     async def settle(self) -> None:
-        """Let scheduled episodes run (they are loop callbacks, no real time passes)."""
-        for _ in range(5):
+        """Let scheduled drains run (loop callbacks and tasks that yield between episodes; no
+        real time passes)."""
+        for _ in range(20):
             await asyncio.sleep(0)
 
     async def tick(self, seconds: float) -> None:

@@ -46,7 +46,7 @@ def test_events_for_unknown_or_finished_instances_are_refused_and_not_stored(sto
     created(store)
     store.commit_episode(EpisodeCommit("i1", "e1", RuntimeStatus.COMPLETED, 2.0, 0,
                                        consumed=[m.msg_id for m in store.visible_messages("i1", 9)],
-                                       finished=True))
+                                       dead_execution="e1"))
     with pytest.raises(InstanceGone):
         store.enqueue(NewMessage("i1", "event", {}, 3.0), LIVE)
     assert store.visible_messages("i1", 9) == []
@@ -110,14 +110,14 @@ def test_shared_store_refuses_an_episode_computed_from_a_history_another_worker_
     with pytest.raises(StaleHistory):
         a.commit_episode(EpisodeCommit("i1", "e1", RuntimeStatus.COMPLETED, 3.0, 0,
                                        new_events=['{"EventType":12}'], consumed=[event.msg_id],
-                                       finished=True))
+                                       dead_execution="e1"))
     # Nothing of the refused episode was written: the event waits for a rerun.
     assert a.history_length("i1") == 2
     assert a.get("i1").status == RuntimeStatus.RUNNING
     assert [m.msg_id for m in b.visible_messages("i1", 9)] == [event.msg_id]
     a.commit_episode(EpisodeCommit("i1", "e1", RuntimeStatus.COMPLETED, 3.0, 2,
                                    new_events=['{"EventType":12}'], consumed=[event.msg_id],
-                                   finished=True))
+                                   dead_execution="e1"))
     assert b.get("i1").status == RuntimeStatus.COMPLETED
 
 

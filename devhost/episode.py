@@ -1,0 +1,584 @@
+"""One orchestration episode as a pure function: (snapshot, new messages) -> one commit.
+
+:func:`compute` reads nothing but its :class:`Snapshot` (no store, no clock, no engine state), so
+it may run on any thread; the engine applies the :class:`Outcome` it returns. The rules are the
+host's (``OutOfProcOrchestrationShim`` schema V2/V3 over DTFx ``TaskOrchestrationContext``):
+
+- Messages addressed to another execution are stale and consumed unseen. A terminate ends the
+  execution; suspend/resume change the status and are recorded as history events; while the
+  instance is suspended everything else waits in the inbox.
+- Otherwise the new messages are appended after an ``OrchestratorStarted``, the orchestrator is
+  replayed through the SDK, and its actions are walked in order: ids that history lacks are
+  scheduled (activities, timers, sub-orchestrations), the walk stops at the first incomplete one.
+- Non-determinism fails the instance, as DTFx's ``NonDeterministicOrchestrationException`` does:
+  an id the history scheduled with another kind or name, or one the replay never produced.
+- ``continue_as_new``: the history restarts with a new execution; new ``EventRaised`` messages that
+  come after the point where the generation completed are left in the inbox for the next
+  generation (DTFx ``BehaviorOnContinueAsNew.Carryover``), events it had buffered before are
+  dropped (the shim's ``preserveUnprocessedEvents=false``). Messages addressed to the old
+  execution die with it; control messages addressed to no execution (terminate, suspend) stay.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import logging
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+
+from devhost import history as h
+from devhost.history import ActionType, EventType, dumps
+from devhost.loader import LoadedApp
+from devhost.status import TERMINAL, RuntimeStatus
+from devhost.store import ChildStart, EpisodeCommit, Instance, Message, NewInstance, NewMessage
+
+log = logging.getLogger("devhost.engine")
+
+_OOPROC_MARKER = "\n\n$OutOfProcData$:"
+_CONTROL = ("terminate", "suspend", "resume")
+#: What each scheduling event schedules, in the words of DTFx's non-determinism message.
+_SCHEDULING = {EventType.TASK_SCHEDULED: "activity", EventType.TIMER_CREATED: "timer",
+               EventType.SUB_ORCHESTRATION_CREATED: "sub-orchestration"}
+_RESULTS = (EventType.TASK_COMPLETED, EventType.TASK_FAILED,
+            EventType.SUB_ORCHESTRATION_COMPLETED, EventType.SUB_ORCHESTRATION_FAILED)
+_CONTEXT_TAIL = (',"upperSchemaVersion":1,"upperSchemaVersionNew":2,'
+                 '"longRunningTimerIntervalDuration":"3.00:00:00",'
+                 '"maximumShortTimerDuration":"6.00:00:00",'
+                 '"defaultHttpAsyncRequestSleepTimeMillseconds":30000}')
+#: A walk result: None while incomplete, else the history position of the event that completed
+#: it (``_NO_EVENT`` for what completes without one: a cancelled timer, continue_as_new).
+Position = int | None
+_NO_EVENT = -1
+
+
+class NonDeterminism(Exception):
+    """The replayed actions contradict the recorded history."""
+
+
+class OrchestrationError(Exception):
+    """The episode must fail the orchestration with this message (host-side failure)."""
+
+
+def _as_played(text: str) -> str:
+    """The stored form of an event serialised for the current episode. ``IsPlayed`` is the
+    third key of every event (``history.event`` builds them), so its first occurrence is the
+    event's own flag, never one inside a payload."""
+    return text.replace('"IsPlayed":false', '"IsPlayed":true', 1)
+
+
+@dataclass
+class Facts:
+    """What the history says, indexed for the action walk; positions number events in order."""
+
+    scheduled: dict[int, tuple[str, str]] = field(default_factory=dict)
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    result_at: dict[int, int] = field(default_factory=dict)
+    timer_fire: dict[int, str] = field(default_factory=dict)
+    #: Positions of each raised event, by lower-cased name (the host matches names
+    #: case-insensitively; the SDK does not).
+    events: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
+    count: int = 0
+
+    @classmethod
+    def of(cls, texts: list[str]) -> "Facts":
+        facts = cls()
+        for text in texts:
+            facts.add(json.loads(text))
+        return facts
+
+    def add(self, ev: dict[str, Any]) -> int:
+        """Index one event; returns its position."""
+        at = self.count
+        self.count += 1
+        kind = ev["EventType"]
+        if kind in _SCHEDULING:
+            self.scheduled[ev["EventId"]] = (_SCHEDULING[kind], ev.get("Name") or "")
+            if kind == EventType.TIMER_CREATED:
+                self.timer_fire[ev["EventId"]] = ev["FireAt"]
+        elif kind in _RESULTS:
+            self.results[ev["TaskScheduledId"]] = ev
+            self.result_at[ev["TaskScheduledId"]] = at
+        elif kind == EventType.TIMER_FIRED:
+            self.results[ev["TimerId"]] = ev
+            self.result_at[ev["TimerId"]] = at
+        elif kind == EventType.EVENT_RAISED:
+            self.events[ev["Name"].lower()].append(at)
+        return at
+
+
+@dataclass
+class History:
+    """One instance's history as the engine caches it. ``facts`` is built on first use (by
+    :func:`compute`, off the event loop) and advanced by every episode computed from it."""
+
+    execution_id: str
+    texts: list[str]
+    facts: Facts | None = None
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(t) for t in self.texts)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one episode may depend on, read in one consistent view: the instance row, its
+    history and its inbox messages visible at ``at`` (the episode's OrchestratorStarted time)."""
+
+    instance: Instance
+    at: float
+    messages: list[Message]
+    history: History
+
+
+@dataclass
+class Outcome:
+    """An episode's commit, and what the engine does once it is durable."""
+
+    commit: EpisodeCommit
+    #: Events appended to the cached history (None: drop the cache entry).
+    appended: list[str] | None
+    replayed: bool = False
+
+
+def retry_delay(options: dict[str, Any], attempt: int, first_at: float, now: float) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based), or 0 for no more retries (DTFx
+    ``RetryInterceptor.ComputeNextDelay``)."""
+    timeout_ms = options.get("retryTimeoutInMilliseconds")
+    if timeout_ms is not None and timeout_ms >= 0 and now >= first_at + timeout_ms / 1000:
+        return 0.0
+    delay_ms = options.get("firstRetryIntervalInMilliseconds", 0) * \
+        options.get("backoffCoefficient", 1) ** attempt
+    cap = options.get("maxRetryIntervalInMilliseconds")
+    if cap is not None and cap > 0:
+        delay_ms = min(delay_ms, cap)
+    return max(delay_ms, 1) / 1000
+
+
+def _refused_child(parent_id: str, parent_execution: str, task_id: int, child_id: str,
+                   at: float, status: RuntimeStatus) -> NewMessage:
+    """The parent's SubOrchestrationInstanceFailed when the child id is taken (DTFx
+    ``OrchestrationAlreadyExistsException`` text)."""
+    return NewMessage(parent_id, "task", h.event(
+        EventType.SUB_ORCHESTRATION_FAILED, at, -1, TaskScheduledId=task_id,
+        Reason=f"An Orchestration instance with the status {status.value} already exists "
+               f"(instance id '{child_id}').", Details=None),
+        at, parent_execution, task_id)
+
+
+class _Walk:
+    """Interprets one orchestrator response against the history (the shim's V2/V3 rules)."""
+
+    def __init__(self, app: LoadedApp, inst: Instance, facts: Facts, at: float) -> None:
+        self.app, self.inst, self.facts, self.at = app, inst, facts, at
+        self.seq = 0
+        self.waits: collections.Counter = collections.Counter()
+        self.events: list[dict[str, Any]] = []
+        self.work: list[tuple[int, str, str | None]] = []
+        self.timers: list[NewMessage] = []
+        self.cancel: list[int] = []
+        self.children: list[ChildStart] = []
+
+    def _record(self, ev: dict[str, Any]) -> None:
+        self.events.append(ev)
+        self.facts.add(ev)
+
+    def _claim(self, kind: str, name: str) -> tuple[int, bool]:
+        """Next sequence id, and whether the history already scheduled it."""
+        task_id = self.seq
+        self.seq += 1
+        known = self.facts.scheduled.get(task_id)
+        if known is not None and known != (kind, name):
+            raise NonDeterminism(
+                f"Non-Deterministic workflow detected: A previous execution of this orchestration "
+                f"scheduled a {known[0]} task with sequence ID {task_id} and name '{known[1]}', "
+                f"but the current replay execution schedules a {kind} task with name '{name}' "
+                f"there. Was a change made to the orchestrator code after this instance had "
+                f"already started running?")
+        return task_id, known is not None
+
+    def check_all_replayed(self) -> None:
+        """Raise NonDeterminism for a task the history scheduled that the replay did not
+        produce (DTFx checks each scheduling event of the past against the replay's actions)."""
+        missing = sorted(t for t in self.facts.scheduled if t >= self.seq)
+        if missing:
+            kind, name = self.facts.scheduled[missing[0]]
+            raise NonDeterminism(
+                f"Non-Deterministic workflow detected: A previous execution of this orchestration "
+                f"scheduled a {kind} task with sequence ID {missing[0]} and name '{name}', but "
+                f"the current replay execution hasn't (yet?) scheduled this task. Was a change "
+                f"made to the orchestrator code after this instance had already started running?")
+
+    def _timer(self, fire_at_text: str, canceled: bool) -> Position:
+        task_id, known = self._claim("timer", "")
+        if not known:
+            self._record(h.event(EventType.TIMER_CREATED, self.at, task_id, FireAt=fire_at_text))
+            if not canceled:
+                fire_at = h.parse_timestamp(fire_at_text)
+                self.timers.append(NewMessage(
+                    self.inst.instance_id, "timer",
+                    h.event(EventType.TIMER_FIRED, max(fire_at, self.at), -1, TimerId=task_id,
+                            FireAt=fire_at_text),
+                    fire_at, self.inst.execution_id, task_id))
+        elif canceled and task_id not in self.facts.results:
+            self.cancel.append(task_id)
+        if canceled:
+            return _NO_EVENT
+        return self.facts.result_at.get(task_id)
+
+    def _schedule(self, action: dict[str, Any], kind: str) -> tuple[Position, dict | None]:
+        """Schedule one activity/sub-orchestration attempt; (its completion, its result)."""
+        name = action["functionName"]
+        task_id, known = self._claim(kind, name)
+        if not known:
+            if kind == "activity":
+                if name not in self.app.activities:
+                    raise OrchestrationError(
+                        f"The function '{name}' doesn't exist, is disabled, or is not an activity "
+                        f"function. Known activities: {sorted(self.app.activities)}")
+                self._record(h.event(EventType.TASK_SCHEDULED, self.at, task_id, Name=name,
+                                     Version="", Input=dumps([action.get("input")])))
+                self.work.append((task_id, name, action.get("input")))
+            else:
+                self._sub_orchestration(action, task_id)
+        return self.facts.result_at.get(task_id), self.facts.results.get(task_id)
+
+    def _sub_orchestration(self, action: dict[str, Any], task_id: int) -> None:
+        name = action["functionName"]
+        if name not in self.app.orchestrators:
+            raise OrchestrationError(
+                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator "
+                f"function. Known orchestrators: {sorted(self.app.orchestrators)}")
+        inst = self.inst
+        child_id = action.get("instanceId") or uuid.uuid5(
+            uuid.NAMESPACE_URL, f"{inst.instance_id}/{inst.execution_id}/{task_id}").hex
+        text = action.get("input")
+        stored_input = None if text is None else dumps(text)
+        self._record(h.event(EventType.SUB_ORCHESTRATION_CREATED, self.at, task_id, Name=name,
+                             InstanceId=child_id, Input=stored_input))
+        # Whether the id is free is decided when the commit is applied, against the child's
+        # row as it is then (another parent or a client may be creating it meanwhile).
+        execution_id = h.new_execution_id()
+        started = h.execution_started(
+            name, child_id, execution_id, stored_input, self.at,
+            parent=(inst.name, inst.instance_id, inst.execution_id, task_id))
+        self.children.append(ChildStart(
+            NewInstance(child_id, execution_id, name, stored_input, self.at, started,
+                        inst.instance_id, inst.execution_id, task_id),
+            self.app.overridable,
+            functools.partial(_refused_child, inst.instance_id, inst.execution_id, task_id,
+                              child_id, self.at)))
+
+    def _with_retry(self, action: dict[str, Any], kind: str) -> Position:
+        options = action.get("retryOptions") or {}
+        attempts = max(int(options.get("maxNumberOfAttempts", 1)), 1)
+        first_at: float | None = None
+        done_at = _NO_EVENT
+        for attempt in range(attempts):
+            at, result = self._schedule(action, kind)
+            if at is None:
+                return None
+            assert result is not None
+            done_at = max(done_at, at)
+            if first_at is None:
+                first_at = h.parse_timestamp(result["Timestamp"])
+            if result["EventType"] in (EventType.TASK_COMPLETED,
+                                       EventType.SUB_ORCHESTRATION_COMPLETED):
+                return done_at
+            # DTFx waits on a timer after every failed attempt, the last one included; the
+            # SDK's RetryAbleTask counts on that extra timer.
+            task_id = self.seq
+            if self.facts.scheduled.get(task_id) == ("timer", ""):
+                self.seq += 1
+                fired = self.facts.result_at.get(task_id)
+                if fired is None:
+                    return None
+                done_at = max(done_at, fired)
+            else:
+                delay = retry_delay(options, attempt, first_at,
+                                    h.parse_timestamp(result["Timestamp"]))
+                if delay <= 0:
+                    return done_at
+                fired = self._timer(h.format_timestamp(self.at + delay), False)
+                if fired is None:
+                    return None
+                done_at = max(done_at, fired)
+        return done_at
+
+    def visit(self, action: dict[str, Any]) -> Position:
+        """Invoke one action (scheduling what history lacks); its completion position."""
+        kind = action["actionType"]
+        if kind == ActionType.CALL_ACTIVITY:
+            return self._schedule(action, "activity")[0]
+        if kind == ActionType.CALL_ACTIVITY_WITH_RETRY:
+            return self._with_retry(action, "activity")
+        if kind == ActionType.CALL_SUB_ORCHESTRATOR:
+            return self._schedule(action, "sub-orchestration")[0]
+        if kind == ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY:
+            return self._with_retry(action, "sub-orchestration")
+        if kind == ActionType.CREATE_TIMER:
+            return self._timer(action["fireAt"], bool(action.get("isCanceled")))
+        if kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
+            name = action["externalEventName"].lower()
+            self.waits[name] += 1
+            seen = self.facts.events.get(name) or []
+            return seen[self.waits[name] - 1] if len(seen) >= self.waits[name] else None
+        if kind in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
+            done = [self.visit(child) for child in action["compoundActions"]]
+            if kind == ActionType.WHEN_ALL:
+                return None if None in done else max(done, default=_NO_EVENT)
+            finished = [p for p in done if p is not None]
+            if not finished:
+                return None
+            return min((p for p in finished if p != _NO_EVENT), default=_NO_EVENT)
+        if kind == ActionType.CONTINUE_AS_NEW:
+            return _NO_EVENT
+        what = {ActionType.CALL_ENTITY: "entity calls",
+                ActionType.CALL_HTTP: "durable HTTP calls (call_http)",
+                ActionType.SIGNAL_ENTITY: "entity signals"}
+        raise OrchestrationError(f"devhost does not support {what.get(kind, f'action {kind}')}")
+
+
+def _played(events: list[dict[str, Any]]) -> list[str]:
+    return [dumps({**ev, "IsPlayed": True}) for ev in events]
+
+
+def _parent_notice(inst: Instance, at: float, output: str | None = None,
+                   failed: str | None = None) -> list[NewMessage]:
+    """The completion message for the parent of a sub-orchestration (none for a root)."""
+    if inst.parent_instance_id is None:
+        return []
+    if failed is None:
+        ev = h.event(EventType.SUB_ORCHESTRATION_COMPLETED, at, -1,
+                     TaskScheduledId=inst.parent_task_id, Result=output)
+    else:
+        ev = h.event(EventType.SUB_ORCHESTRATION_FAILED, at, -1,
+                     TaskScheduledId=inst.parent_task_id, Reason=failed, Details=None)
+    return [NewMessage(inst.parent_instance_id, "task", ev, at, inst.parent_execution_id,
+                       inst.parent_task_id)]
+
+
+def _base_commit(snap: Snapshot, status: RuntimeStatus, consumed: list[int]) -> EpisodeCommit:
+    inst = snap.instance
+    return EpisodeCommit(inst.instance_id, inst.execution_id, status, snap.at,
+                         len(snap.history.texts), expected_status=inst.status, consumed=consumed)
+
+
+def compute(app: LoadedApp, snap: Snapshot) -> Outcome:
+    """The episode of ``snap``: one commit and the history it appends (see module docstring).
+
+    Pure apart from advancing ``snap.history.facts`` (owned by the engine's cache, which drops
+    the entry unless the commit succeeds) and drawing new execution ids.
+    """
+    inst, at = snap.instance, snap.at
+    if snap.history.facts is None:
+        snap.history.facts = Facts.of(snap.history.texts)
+    current = [m for m in snap.messages
+               if m.execution_id is None or m.execution_id == inst.execution_id]
+    stale = [m.msg_id for m in snap.messages if m not in current]
+    if inst.status in TERMINAL:
+        return Outcome(_base_commit(snap, inst.status, [m.msg_id for m in snap.messages]), [])
+    terminate = next((m for m in current if m.kind == "terminate"), None)
+    if terminate is not None:
+        return _terminate(snap, terminate)
+    status = inst.status
+    control_events: list[dict[str, Any]] = []
+    consumed = list(stale)
+    for m in current:
+        if m.kind not in ("suspend", "resume"):
+            continue
+        consumed.append(m.msg_id)
+        suspend = m.kind == "suspend"
+        if suspend == (status == RuntimeStatus.SUSPENDED):
+            continue  # suspending a suspended (resuming a live) instance changes nothing
+        if suspend:
+            status = RuntimeStatus.SUSPENDED
+        else:
+            status = RuntimeStatus.RUNNING if snap.history.texts else RuntimeStatus.PENDING
+        control_events.append(h.event(
+            EventType.EXECUTION_SUSPENDED if suspend else EventType.EXECUTION_RESUMED,
+            at, -1, Reason=m.payload.get("reason")))
+    # ExecutionStarted first: after continue-as-new, events kept for the new execution are
+    # older in the inbox than its start message.
+    deliver = sorted((m for m in current if m.kind not in _CONTROL),
+                     key=lambda m: m.kind != "start")
+    if status == RuntimeStatus.SUSPENDED or not deliver:
+        # Suspended: everything but control messages waits in the inbox for a resume.
+        texts = _played(control_events) if snap.history.texts else []
+        commit = _base_commit(snap, status, consumed)
+        commit.new_events = texts
+        return Outcome(commit, texts)
+    return _replay(app, snap, deliver, consumed, control_events)
+
+
+def _terminate(snap: Snapshot, message: Message) -> Outcome:
+    inst, at = snap.instance, snap.at
+    reason = message.payload.get("reason")
+    commit = _base_commit(snap, RuntimeStatus.TERMINATED, [m.msg_id for m in snap.messages])
+    commit.new_events = _played([h.event(EventType.EXECUTION_TERMINATED, at, -1,
+                                         Input=dumps(reason))])
+    commit.output, commit.set_output = dumps(reason), True
+    commit.dead_execution = inst.execution_id
+    return Outcome(commit, None)
+
+
+def fail_commit(inst: Instance, history_length: int, messages: list[Message], at: float,
+                reason: str) -> EpisodeCommit:
+    """The commit that fails ``inst`` for a host-side reason without replaying it (the engine
+    gave up on it): every visible message consumed, its execution's work and timers dropped,
+    its parent told."""
+    message = f"Orchestrator function '{inst.name}' failed: {reason}"
+    commit = EpisodeCommit(
+        inst.instance_id, inst.execution_id, RuntimeStatus.FAILED, at, history_length,
+        expected_status=inst.status, consumed=[m.msg_id for m in messages],
+        new_events=_played([h.event(EventType.EXECUTION_FAILED, at, -1, OrchestrationStatus=3,
+                                    Result=dumps(message))]),
+        output=dumps(message), set_output=True, dead_execution=inst.execution_id,
+        messages=_parent_notice(inst, at, failed=message))
+    return commit
+
+
+def _request(snap: Snapshot, new_texts: list[str]) -> str:
+    """The orchestration trigger's JSON context, as the extension sends it."""
+    inst, played = snap.instance, snap.history.texts
+    return "".join((
+        '{"history":[', ",".join(played + new_texts),
+        '],"input":', inst.input if inst.input is not None else "null",
+        ',"instanceId":', dumps(inst.instance_id),
+        ',"isReplaying":', "true" if played else "false",
+        ',"parentInstanceId":', dumps(inst.parent_instance_id), _CONTEXT_TAIL))
+
+
+def _invoke(app: LoadedApp, inst: Instance, request: str) -> tuple[dict[str, Any] | None,
+                                                                     str | None]:
+    """Run the orchestrator through the SDK's entry point: (its state, its error if it failed).
+
+    Raises: OrchestrationError when the orchestrator function does not exist.
+    """
+    orchestrator = app.orchestrators.get(inst.name)
+    if orchestrator is None:
+        raise OrchestrationError(
+            f"The function '{inst.name}' doesn't exist, is disabled, or is not an "
+            f"orchestrator function.")
+    state: dict[str, Any] | None = None
+    try:
+        state = json.loads(orchestrator.user_function(context=func.OrchestrationContext(request)))
+    except Exception as exc:  # the user's orchestrator failed: OOProc error schema
+        head, sep, tail = str(exc).partition(_OOPROC_MARKER)
+        if sep:
+            try:
+                state = json.loads(tail)
+            except ValueError:
+                state = None
+        if state is None:
+            log.warning("orchestrator %s raised outside the SDK:\n%s", inst.name,
+                        "".join(traceback.format_exception(exc)))
+        return state, (state or {}).get("error") or head or type(exc).__name__
+    return state, state.get("error") or None
+
+
+def _walk(walk: _Walk, state: dict[str, Any]) -> tuple[dict[str, Any] | None, Position]:
+    """Walk the actions; (the continue_as_new action if reached, the position by which every
+    top-level action was complete). Raises: NonDeterminism, OrchestrationError."""
+    can, done_at = None, _NO_EVENT
+    for action in (state.get("actions") or [[]])[0]:
+        if action.get("actionType") == ActionType.CONTINUE_AS_NEW:
+            can = action
+        at = walk.visit(action)
+        if at is None:
+            done_at = None
+            break
+        done_at = max(done_at, at)
+    # Run as far as the history allows, deterministic code reproduces at least every task an
+    # earlier episode scheduled (the walk goes at least as far as it did then).
+    walk.check_all_replayed()
+    return can, done_at
+
+
+def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: list[int],
+            control_events: list[dict[str, Any]]) -> Outcome:
+    inst, at = snap.instance, snap.at
+    facts = snap.history.facts
+    assert facts is not None
+    # ExecutionStarted must stay history[1], so control events go after the delivered ones.
+    new_events = [h.event(EventType.ORCHESTRATOR_STARTED, at)]
+    new_texts = [dumps(new_events[0])]
+    facts.add(new_events[0])
+    delivered_at: dict[int, int] = {}
+    for m in deliver:
+        new_events.append(m.payload)
+        new_texts.append(m.text or dumps(m.payload))
+        delivered_at[m.msg_id] = facts.add(m.payload)
+    for ev in control_events:
+        new_events.append(ev)
+        new_texts.append(dumps(ev))
+        facts.add(ev)
+    walk = _Walk(app, inst, facts, at)
+    state, error = None, None
+    can, done_at = None, None
+    try:
+        state, error = _invoke(app, inst, _request(snap, new_texts))
+        if state is not None and error is None:
+            can, done_at = _walk(walk, state)
+    except (OrchestrationError, NonDeterminism) as exc:
+        error = str(exc)
+
+    commit = _base_commit(snap, RuntimeStatus.RUNNING, consumed + list(delivered_at))
+    commit.new_work, commit.cancel_timers = walk.work, walk.cancel
+    commit.messages, commit.children = walk.timers, walk.children
+    if state is not None and "customStatus" in state:
+        commit.custom_status, commit.set_custom_status = dumps(state["customStatus"]), True
+    extra = walk.events
+    done = state is not None and error is None and bool(state.get("isDone"))
+    if error is not None or (done and can is None):
+        if error is not None:
+            message = f"Orchestrator function '{inst.name}' failed: {error}"
+            commit.status = RuntimeStatus.FAILED
+            commit.output = dumps(message)
+            extra = extra + [h.event(EventType.EXECUTION_FAILED, at, -1, OrchestrationStatus=3,
+                                     Result=commit.output)]
+            commit.messages = _parent_notice(inst, at, failed=message)
+        else:
+            assert state is not None
+            commit.status = RuntimeStatus.COMPLETED
+            commit.output = dumps(state.get("output"))
+            extra = extra + [h.event(EventType.EXECUTION_COMPLETED, at, -1,
+                                     OrchestrationStatus=1, Result=commit.output)]
+            commit.messages = _parent_notice(inst, at, output=commit.output)
+        commit.set_output = True
+        commit.new_work, commit.cancel_timers, commit.children = [], [], []
+        commit.dead_execution = inst.execution_id
+    elif done and can is not None:
+        return Outcome(_continue_as_new(snap, commit, can, deliver, delivered_at, done_at),
+                       None, replayed=True)
+    texts = [_as_played(t) for t in new_texts] + _played(
+        extra + [h.event(EventType.ORCHESTRATOR_COMPLETED, at)])
+    commit.new_events = texts
+    return Outcome(commit, None if commit.dead_execution else texts, replayed=True)
+
+
+def _continue_as_new(snap: Snapshot, commit: EpisodeCommit, can: dict[str, Any],
+                     deliver: list[Message], delivered_at: dict[int, int],
+                     done_at: Position) -> EpisodeCommit:
+    inst, at = snap.instance, snap.at
+    execution_id = h.new_execution_id()
+    stored_input = None if can.get("input") is None else dumps(can["input"])
+    commit.status = RuntimeStatus.CONTINUED_AS_NEW
+    commit.reset_history = True
+    commit.new_execution_id, commit.new_input = execution_id, stored_input
+    commit.messages = [NewMessage(inst.instance_id, "start", h.execution_started(
+        inst.name, inst.instance_id, execution_id, stored_input, at), at, execution_id)]
+    commit.new_work, commit.cancel_timers, commit.children = [], [], []
+    commit.dead_execution = inst.execution_id
+    # Raised events that arrived after the generation had finished are the next one's: they
+    # stay in the inbox (DTFx carries them over); the ones it had a chance to see are dropped.
+    finished_at = _NO_EVENT if done_at is None else done_at
+    carried = {m.msg_id for m in deliver
+               if m.kind == "event" and delivered_at[m.msg_id] > finished_at}
+    commit.consumed = [m for m in commit.consumed if m not in carried]
+    return commit
