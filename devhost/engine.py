@@ -37,6 +37,7 @@ from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
 from devhost import history as h
+from devhost import hold
 from devhost.history import EventType
 from devhost.loader import LoadedApp
 from devhost.status import TERMINAL, RuntimeStatus
@@ -357,6 +358,11 @@ class Engine:
         (activities dispatched, instances woken, cache updated) only after that COMMIT, so
         nothing is observed before it is durable.
         """
+        if hold.engaged():
+            # Test-only (devhost/hold.py): deliver nothing, look again shortly. The drain stays
+            # scheduled, so wake() adds instances to the ready queue without arming another.
+            self.loop.call_later(hold.RECHECK_SECONDS, self._drain)
+            return
         self._drain_scheduled = False
         budget = 64
         try:
@@ -524,8 +530,10 @@ class Engine:
                 at, -1, Reason=m.payload.get("reason")))
         # ExecutionStarted first: after continue-as-new, events kept for the new execution are
         # older in the inbox than its start message.
+        # Then in arrival order, as a queue delivers them: a timer message arrives when it is
+        # due, so an event raised before that precedes the TimerFired in the same episode.
         deliver = sorted((m for m in current if m.kind not in _CONTROL),
-                         key=lambda m: m.kind != "start")
+                         key=lambda m: (m.kind != "start", m.visible_at))
         if status == RuntimeStatus.SUSPENDED or not deliver:
             # Suspended: everything but control messages waits in the inbox for a resume.
             self._commit_simple(inst, at, consumed, control_events, status)

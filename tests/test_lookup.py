@@ -107,8 +107,8 @@ async def test_stop_whose_run_is_replaced_by_a_new_run_conflicts_without_waiting
     door.host.process_events = False  # the event lands in run 1, which another stop ends
     pending = asyncio.create_task(
         lookup.stop(door.client, KEY, None, Settings(stop_confirm_seconds=20)))
-    while ("get_status", "workflow-aaron") not in door.host.calls:
-        await asyncio.sleep(0)  # until the stop has seen run 1 live
+    # Until the stop has seen run 1 live.
+    await door.host.wait_until(lambda: ("get_status", "workflow-aaron") in door.host.calls)
     door.host.finish("workflow-aaron", output={"outcome": "stopped", "event": "other"})
     await lookup.start(door.client, KEY, Settings())  # run 2 of the same key
     started = time.monotonic()
@@ -210,8 +210,7 @@ async def test_of_two_concurrent_stops_exactly_one_wins_and_the_other_conflicts(
     door.host.process_events = False  # both events arrive before the orchestrator runs
     first = asyncio.create_task(lookup.stop(door.client, KEY, {"n": 1}, Settings()))
     second = asyncio.create_task(lookup.stop(door.client, KEY, {"n": 2}, Settings()))
-    while len(door.host.instances["workflow-aaron"].events) < 2:
-        await asyncio.sleep(0.001)
+    await door.host.wait_until(lambda: len(door.host.instances["workflow-aaron"].events) == 2)
     door.host._process(door.host.instances["workflow-aaron"])
     results = await asyncio.gather(first, second, return_exceptions=True)
     winners = [r for r in results if isinstance(r, lookup.WorkflowStatus)]
@@ -224,8 +223,7 @@ async def test_stop_that_loses_to_the_timeout_is_gone_with_the_outcome(door: Doo
     door.host.seed("workflow-aaron", "Running")
     door.host.process_events = False
     pending = asyncio.create_task(lookup.stop(door.client, KEY, None, Settings()))
-    while not door.host.instances["workflow-aaron"].events:
-        await asyncio.sleep(0.001)
+    await door.host.wait_until(lambda: bool(door.host.instances["workflow-aaron"].events))
     door.host.instances["workflow-aaron"].custom_status = {"waitingFor": None, "outcome": "timed_out"}
     door.host.finish("workflow-aaron", output={"outcome": "timed_out"})
     with pytest.raises(AlreadyFinished) as caught:
