@@ -295,3 +295,20 @@ async def test_other_instances_not_found_message_is_not_mistaken_for_ours(door: 
     door.host.fail_next(Exception("No instance with ID workflow-someone-else found."))
     with pytest.raises(BackendError):
         await lookup.stop(door.client, KEY, None, Settings())
+
+
+@pytest.mark.parametrize(("custom_status", "outcome"), [
+    ({"stoppedBy": "a" * 32}, "won"),
+    ({"stoppedBy": "b" * 32}, StopConflict),
+    ({"outcome": "timed_out"}, AlreadyFinished),
+    (None, AlreadyFinished),  # failed or terminated: no custom status names a stop
+])
+def test_verdict_names_the_stop_that_ended_the_run(custom_status: Any, outcome: Any) -> None:
+    finished = lookup.WorkflowStatus(key=KEY, instance_id=KEY.instance_id,
+                                     runtime_status="Completed", custom_status=custom_status)
+    if outcome == "won":
+        assert lookup.verdict(finished, "a" * 32) is finished
+    else:
+        with pytest.raises(outcome) as caught:
+            lookup.verdict(finished, "a" * 32)
+        assert caught.value.status is finished

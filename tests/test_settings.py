@@ -37,8 +37,11 @@ def test_timeout_above_the_maximum_is_rejected() -> None:
 
 
 def test_settings_object_rejects_invalid_values_built_directly() -> None:
+    assert Settings(timeout_seconds=0).timeout_seconds is None  # 0 = wait forever, as in the env
     with pytest.raises(SettingsError):
-        Settings(timeout_seconds=0)
+        Settings(timeout_seconds=-1)
+    with pytest.raises(SettingsError):
+        Settings(timeout_seconds=MAX_TIMEOUT_SECONDS + 1)
     with pytest.raises(SettingsError):
         Settings(timeout_seconds=True)  # type: ignore[arg-type]
 
