@@ -161,3 +161,12 @@ def test_payload_nesting_is_capped_at_the_documented_depth() -> None:
     for depth in (MAX_PAYLOAD_DEPTH + 1, 980, 100_000):
         with pytest.raises(InvalidPayload, match="deep"):
             parse_payload(b'{"a":' * depth + b"1" + b"}" * depth)
+
+
+def test_integers_beyond_a_float_are_kept_exactly_up_to_pythons_digit_limit() -> None:
+    huge = 10 ** 400
+    assert parse_payload(str(huge).encode()) == huge
+    with pytest.raises(InvalidPayload):
+        parse_payload(b"1" * 5000)
+    with pytest.raises(InvalidPayload):
+        parse_payload(b"1e999")

@@ -260,3 +260,14 @@ def test_golden_history_replays_to_recorded_response(path: Path) -> None:
 
 def test_there_are_golden_histories() -> None:
     assert len(list(GOLDEN.glob("*.json"))) >= 2
+
+
+@pytest.mark.parametrize(("posted", "arrives"), [
+    ("42", 42),  # a JSON string holding JSON text is parsed: the Python client's encoding
+    ({"stopId": "a" * 32, "payload": [1]}, [1]),  # the app's own envelope is opened
+], ids=repr)
+def test_raw_webhook_post_arrives_as_posted_except_the_two_documented_shapes(
+        posted: Any, arrives: Any) -> None:
+    """The README's exceptions to 'as posted', for events that bypass the app's stop endpoint."""
+    history = waiting_for_hour().start_episode(after(T0, minutes=1)).event_from_webhook(posted)
+    assert replay(history.context())["output"]["event"] == arrives
