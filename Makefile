@@ -5,11 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+MUTATION_STAMP := $(VENV)/.installed-mutation
 PORT ?= 7071
 WORKERS ?= 1
 BENCH_ARGS ?=
 
-.PHONY: run test chaos bench bench-smoke venv clean
+.PHONY: run test chaos bench bench-smoke mutants mutmut venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +22,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+$(MUTATION_STAMP): $(STAMP) requirements-mutation.txt
+	$(PY) -m pip install --quiet -r requirements-mutation.txt
 	touch $@
 
 run: $(STAMP)
@@ -42,5 +47,15 @@ bench: $(BENCH_STAMP)
 bench-smoke: $(BENCH_STAMP)
 	$(PY) -m bench --size smoke $(BENCH_ARGS)
 
+# One mutant per guarantee (scripts/mutants.py): each must make the test that proves it fail.
+mutants: $(STAMP)
+	$(PY) scripts/mutants.py
+
+# Mutation testing of workflow/ against its unit tests (mutmut; config in setup.cfg).
+mutmut: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) .devhost .pytest_cache .hypothesis
+	rm -rf $(VENV) .devhost .pytest_cache .hypothesis mutants
