@@ -312,3 +312,17 @@ def test_verdict_names_the_stop_that_ended_the_run(custom_status: Any, outcome: 
         with pytest.raises(outcome) as caught:
             lookup.verdict(finished, "a" * 32)
         assert caught.value.status is finished
+
+
+@pytest.mark.parametrize(("exc", "summary"), [
+    (Exception({"Message": "An error has occurred.", "ExceptionMessage": "  the\n real   cause ",
+                "StackTrace": "at X"}), "the real cause"),
+    (Exception({"Message": "only a message"}), "only a message"),
+    (Exception({"Other": 1}), "{'Other': 1}"),
+    (Exception("a", "b"), "('a', 'b')"),
+    (Exception(), "Exception"),
+    (ValueError("x" * 301), "x" * 297 + "..."),
+    (ValueError("x" * 300), "x" * 300),
+], ids=repr)
+def test_backend_failures_are_summarised_on_one_bounded_line(exc: Exception, summary: str) -> None:
+    assert lookup._describe(exc) == summary
