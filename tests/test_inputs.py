@@ -184,3 +184,8 @@ def test_payload_errors_say_what_is_wrong() -> None:
         parse_payload(b"1e999")
     with pytest.raises(InvalidPayload, match="Expecting property name"):
         parse_payload(b"{bad")
+
+
+def test_payload_nesting_beyond_the_parser_says_it_nests_too_deeply() -> None:
+    with pytest.raises(InvalidPayload, match="it nests too deeply$"):
+        parse_payload(b"[" * 100_000 + b"]" * 100_000)

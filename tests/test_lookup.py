@@ -326,3 +326,20 @@ def test_verdict_names_the_stop_that_ended_the_run(custom_status: Any, outcome: 
 ], ids=repr)
 def test_backend_failures_are_summarised_on_one_bounded_line(exc: Exception, summary: str) -> None:
     assert lookup._describe(exc) == summary
+
+
+async def test_a_failed_status_read_is_a_backend_error_naming_the_cause(door: Door) -> None:
+    door.host.fail_next(Exception("boom"))
+    with pytest.raises(BackendError, match="^durable backend error while reading status: boom$"):
+        await lookup.find(door.client, KEY)
+
+
+async def test_stop_whose_run_is_purged_while_it_waits_is_not_found(door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running")
+    door.host.process_events = False
+    pending = asyncio.create_task(lookup.stop(door.client, KEY, None, Settings()))
+    await door.host.wait_until(lambda: bool(door.host.instances["workflow-aaron"].events))
+    del door.host.instances["workflow-aaron"]
+    with pytest.raises(NotFound) as caught:
+        await pending
+    assert caught.value.key == KEY

@@ -276,3 +276,9 @@ def test_raw_webhook_post_arrives_as_posted_except_the_two_documented_shapes(
     """The README's exceptions to 'as posted', for events that bypass the app's stop endpoint."""
     history = waiting_for_hour().start_episode(after(T0, minutes=1)).event_from_webhook(posted)
     assert replay(history.context())["output"]["event"] == arrives
+
+
+def test_malformed_input_names_the_field_and_the_rule() -> None:
+    from workflow.orchestrator import WorkflowInput
+    with pytest.raises(ValueError, match="^timeoutSeconds must be a whole number of seconds"):
+        WorkflowInput.from_json({"key": "aaron", "timeoutSeconds": -1})

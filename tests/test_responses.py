@@ -56,25 +56,27 @@ def answer(response: func.HttpResponse) -> tuple[int, dict[str, str], dict[str, 
     return response.status_code, dict(response.headers), json.loads(response.get_body())
 
 
-@pytest.mark.parametrize(("exc", "headers", "body"), [
-    (errors.NotFound(KEY), {},
+# Factories, not instances: each exception (and its message) is built when the test runs.
+@pytest.mark.parametrize(("make", "headers", "body"), [
+    (lambda: errors.NotFound(KEY), {},
      {"error": "no workflow was started for key 'aaron'", "input": "aaron",
       "instanceId": "workflow-aaron"}),
-    (errors.AlreadyFinished(KEY), {"Location": "/api/check/aaron"},
+    (lambda: errors.AlreadyFinished(KEY), {"Location": "/api/check/aaron"},
      {"error": "the workflow for key 'aaron' has already finished (completed, failed or "
                "terminated); start it again to run a new one",
       "input": "aaron", "instanceId": "workflow-aaron"}),
-    (errors.AlreadyFinished(KEY, FINISHED), {"Location": "/api/check/aaron"},
+    (lambda: errors.AlreadyFinished(KEY, FINISHED), {"Location": "/api/check/aaron"},
      {"error": "the workflow for key 'aaron' has already finished (completed, failed or "
                "terminated); start it again to run a new one", **FINISHED_JSON}),
-    (errors.StopConflict(FINISHED), {"Location": "/api/check/aaron"},
+    (lambda: errors.StopConflict(FINISHED), {"Location": "/api/check/aaron"},
      {"error": "another stop request ended the workflow for key 'aaron' first; this request's "
                "event was not used", **FINISHED_JSON}),
-    (errors.BackendUnavailable("down"), {"Retry-After": "5"}, {"error": "down"}),
-], ids=lambda v: type(v).__name__ if isinstance(v, Exception) else "")
+    (lambda: errors.BackendUnavailable("down"), {"Retry-After": "5"}, {"error": "down"}),
+], ids=["NotFound", "AlreadyFinished", "AlreadyFinished-with-run", "StopConflict",
+        "BackendUnavailable"])
 def test_error_answers_carry_exactly_their_context(
-        exc: errors.WorkflowError, headers: dict[str, str], body: dict[str, Any]) -> None:
-    _, sent_headers, sent_body = answer(responses.error(exc))
+        make: Any, headers: dict[str, str], body: dict[str, Any]) -> None:
+    _, sent_headers, sent_body = answer(responses.error(make()))
     assert sent_headers == {"Content-Type": "application/json", **headers}
     assert sent_body == body
 

@@ -14,3 +14,15 @@ def test_timestamps_are_utc_with_a_z_whatever_zone_they_come_in() -> None:
         "2025-06-01T12:00:05.250000Z"
     assert iso_utc(datetime(2025, 6, 1, 12, 0, 5)) == "2025-06-01T12:00:05Z"  # naive = UTC
     assert iso_utc(None) is None
+
+
+def test_aware_timestamps_are_converted_to_utc_not_the_local_zone(monkeypatch) -> None:
+    import time
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert iso_utc(datetime(2025, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))) == \
+            "2025-06-01T12:00:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
