@@ -9,11 +9,12 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # that must not disturb the app's. If it cannot be built, the infra tests that need it skip.
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
+MUTATION_STAMP := $(VENV)/.installed-mutation
 PORT ?= 7071
 WORKERS ?= 1
 BENCH_ARGS ?=
 
-.PHONY: run test chaos bench bench-smoke venv infra-venv clean azurite
+.PHONY: run test chaos bench bench-smoke mutants mutmut venv infra-venv clean azurite
 
 venv: $(STAMP)
 
@@ -35,6 +36,10 @@ $(INFRA_STAMP): requirements-infra.txt
 	  && $(INFRA_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt \
 	  && touch $@ \
 	  || echo "WARNING: $(INFRA_VENV) could not be built; the checkov and workflow-lint tests will skip"
+
+$(MUTATION_STAMP): $(STAMP) requirements-mutation.txt
+	$(PY) -m pip install --quiet -r requirements-mutation.txt
+	touch $@
 
 # Azurite (the storage emulator the queue trigger uses), pinned in devhost/azurite.py, installed
 # with npm into .devhost/azurite; without npm this says what is missing and `make run` goes on.
@@ -60,5 +65,15 @@ bench: $(BENCH_STAMP)
 bench-smoke: $(BENCH_STAMP)
 	$(PY) -m bench --size smoke $(BENCH_ARGS)
 
+# One mutant per guarantee (scripts/mutants.py): each must make the test that proves it fail.
+mutants: $(STAMP)
+	$(PY) scripts/mutants.py
+
+# Mutation testing of workflow/ against its unit tests (mutmut; config in setup.cfg).
+mutmut: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) .devhost .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) .devhost .pytest_cache .hypothesis mutants

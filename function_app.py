@@ -20,7 +20,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from workflow import endpoints, openapi, orchestrator, queue_stop, retention
-from workflow.settings import Settings
+from workflow.settings import Settings, route
 
 # Read once at startup: an invalid WORKFLOW_TIMEOUT_SECONDS stops indexing with a clear error
 # instead of failing every request.
@@ -30,19 +30,19 @@ RETENTION = retention.RetentionSettings.from_env()
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
-@app.route(route="start/{input}", methods=[func.HttpMethod.POST, func.HttpMethod.GET])
+@app.route(route=route("start"), methods=[func.HttpMethod.POST, func.HttpMethod.GET])
 @app.durable_client_input(client_name="client")
 async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return await endpoints.start(req, client, SETTINGS)
 
 
-@app.route(route="check/{input}", methods=[func.HttpMethod.GET])
+@app.route(route=route("check"), methods=[func.HttpMethod.GET])
 @app.durable_client_input(client_name="client")
 async def check(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return await endpoints.check(req, client)
 
 
-@app.route(route="stop/{input}", methods=[func.HttpMethod.POST, func.HttpMethod.GET])
+@app.route(route=route("stop"), methods=[func.HttpMethod.POST, func.HttpMethod.GET])
 @app.durable_client_input(client_name="client")
 async def stop(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return await endpoints.stop(req, client, SETTINGS)

@@ -405,8 +405,10 @@ def compute(app: LoadedApp, snap: Snapshot) -> Outcome:
             at, -1, Reason=m.payload.get("reason")))
     # ExecutionStarted first: after continue-as-new, events kept for the new execution are
     # older in the inbox than its start message.
+    # Then in arrival order, as a queue delivers them: a timer message arrives when it is
+    # due, so an event raised before that precedes the TimerFired in the same episode.
     deliver = sorted((m for m in current if m.kind not in _CONTROL),
-                     key=lambda m: m.kind != "start")
+                     key=lambda m: (m.kind != "start", m.visible_at))
     if status == RuntimeStatus.SUSPENDED or not deliver:
         # Suspended: everything but control messages waits in the inbox for a resume.
         texts = _played(control_events) if snap.history.texts else []

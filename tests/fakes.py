@@ -14,6 +14,7 @@ Time is a field (``now``) advanced by the test, never the wall clock.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,11 +113,24 @@ class FakeDurableClient:
         self.before_start_new: Callable[[], None] | None = None
         self.reject_next_start: tuple[int, Any] | None = None
         self._fail_next: BaseException | None = None
+        self._changed: asyncio.Event | None = None
 
     # -- test controls ---------------------------------------------------------------------
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds, re-checking it each time the host answers a status
+        read or takes an event (no sleeping: a test stages a race exactly at that point)."""
+        while not condition():
+            self._changed = self._changed or asyncio.Event()
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
 
     def fail_next(self, exc: BaseException) -> None:
         self._fail_next = exc
@@ -172,6 +186,7 @@ class FakeDurableClient:
 
     def host_status(self, instance_id: str) -> tuple[int, Any]:
         instance = self.instances.get(instance_id)
+        self._notify()
         if instance is None:
             return 404, None
         return (202 if instance.runtime_status in ACTIVE else 200), instance.status_json()
@@ -187,6 +202,7 @@ class FakeDurableClient:
         instance.last_updated_time = self.now
         if self.process_events and instance.name == "workflow_orchestrator":
             self._process(instance)
+        self._notify()
         return 202, None
 
     def _process(self, instance: FakeInstance) -> None:

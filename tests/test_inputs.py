@@ -161,3 +161,31 @@ def test_payload_nesting_is_capped_at_the_documented_depth() -> None:
     for depth in (MAX_PAYLOAD_DEPTH + 1, 980, 100_000):
         with pytest.raises(InvalidPayload, match="deep"):
             parse_payload(b'{"a":' * depth + b"1" + b"}" * depth)
+
+
+def test_integers_beyond_a_float_are_kept_exactly_up_to_pythons_digit_limit() -> None:
+    huge = 10 ** 400
+    assert parse_payload(str(huge).encode()) == huge
+    with pytest.raises(InvalidPayload):
+        parse_payload(b"1" * 5000)
+    with pytest.raises(InvalidPayload):
+        parse_payload(b"1e999")
+
+
+def test_a_key_of_exactly_the_maximum_length_is_judged_by_its_characters() -> None:
+    with pytest.raises(InvalidKey, match="disallowed character U\\+002F SOLIDUS at position 63"):
+        parse_key("a" * 63 + "/")
+
+
+def test_payload_errors_say_what_is_wrong() -> None:
+    with pytest.raises(InvalidPayload, match="NaN is not valid JSON"):
+        parse_payload(b"NaN")
+    with pytest.raises(InvalidPayload, match="number 1e999 is out of range"):
+        parse_payload(b"1e999")
+    with pytest.raises(InvalidPayload, match="Expecting property name"):
+        parse_payload(b"{bad")
+
+
+def test_payload_nesting_beyond_the_parser_says_it_nests_too_deeply() -> None:
+    with pytest.raises(InvalidPayload, match="it nests too deeply$"):
+        parse_payload(b"[" * 100_000 + b"]" * 100_000)

@@ -107,8 +107,8 @@ async def test_stop_whose_run_is_replaced_by_a_new_run_conflicts_without_waiting
     door.host.process_events = False  # the event lands in run 1, which another stop ends
     pending = asyncio.create_task(
         lookup.stop(door.client, KEY, None, Settings(stop_confirm_seconds=20)))
-    while ("get_status", "workflow-aaron") not in door.host.calls:
-        await asyncio.sleep(0)  # until the stop has seen run 1 live
+    # Until the stop has seen run 1 live.
+    await door.host.wait_until(lambda: ("get_status", "workflow-aaron") in door.host.calls)
     door.host.finish("workflow-aaron", output={"outcome": "stopped", "event": "other"})
     await lookup.start(door.client, KEY, Settings())  # run 2 of the same key
     started = time.monotonic()
@@ -210,8 +210,7 @@ async def test_of_two_concurrent_stops_exactly_one_wins_and_the_other_conflicts(
     door.host.process_events = False  # both events arrive before the orchestrator runs
     first = asyncio.create_task(lookup.stop(door.client, KEY, {"n": 1}, Settings()))
     second = asyncio.create_task(lookup.stop(door.client, KEY, {"n": 2}, Settings()))
-    while len(door.host.instances["workflow-aaron"].events) < 2:
-        await asyncio.sleep(0.001)
+    await door.host.wait_until(lambda: len(door.host.instances["workflow-aaron"].events) == 2)
     door.host._process(door.host.instances["workflow-aaron"])
     results = await asyncio.gather(first, second, return_exceptions=True)
     winners = [r for r in results if isinstance(r, lookup.WorkflowStatus)]
@@ -224,8 +223,7 @@ async def test_stop_that_loses_to_the_timeout_is_gone_with_the_outcome(door: Doo
     door.host.seed("workflow-aaron", "Running")
     door.host.process_events = False
     pending = asyncio.create_task(lookup.stop(door.client, KEY, None, Settings()))
-    while not door.host.instances["workflow-aaron"].events:
-        await asyncio.sleep(0.001)
+    await door.host.wait_until(lambda: bool(door.host.instances["workflow-aaron"].events))
     door.host.instances["workflow-aaron"].custom_status = {"waitingFor": None, "outcome": "timed_out"}
     door.host.finish("workflow-aaron", output={"outcome": "timed_out"})
     with pytest.raises(AlreadyFinished) as caught:
@@ -297,3 +295,51 @@ async def test_other_instances_not_found_message_is_not_mistaken_for_ours(door: 
     door.host.fail_next(Exception("No instance with ID workflow-someone-else found."))
     with pytest.raises(BackendError):
         await lookup.stop(door.client, KEY, None, Settings())
+
+
+@pytest.mark.parametrize(("custom_status", "outcome"), [
+    ({"stoppedBy": "a" * 32}, "won"),
+    ({"stoppedBy": "b" * 32}, StopConflict),
+    ({"outcome": "timed_out"}, AlreadyFinished),
+    (None, AlreadyFinished),  # failed or terminated: no custom status names a stop
+])
+def test_verdict_names_the_stop_that_ended_the_run(custom_status: Any, outcome: Any) -> None:
+    finished = lookup.WorkflowStatus(key=KEY, instance_id=KEY.instance_id,
+                                     runtime_status="Completed", custom_status=custom_status)
+    if outcome == "won":
+        assert lookup.verdict(finished, "a" * 32) is finished
+    else:
+        with pytest.raises(outcome) as caught:
+            lookup.verdict(finished, "a" * 32)
+        assert caught.value.status is finished
+
+
+@pytest.mark.parametrize(("exc", "summary"), [
+    (Exception({"Message": "An error has occurred.", "ExceptionMessage": "  the\n real   cause ",
+                "StackTrace": "at X"}), "the real cause"),
+    (Exception({"Message": "only a message"}), "only a message"),
+    (Exception({"Other": 1}), "{'Other': 1}"),
+    (Exception("a", "b"), "('a', 'b')"),
+    (Exception(), "Exception"),
+    (ValueError("x" * 301), "x" * 297 + "..."),
+    (ValueError("x" * 300), "x" * 300),
+], ids=repr)
+def test_backend_failures_are_summarised_on_one_bounded_line(exc: Exception, summary: str) -> None:
+    assert lookup._describe(exc) == summary
+
+
+async def test_a_failed_status_read_is_a_backend_error_naming_the_cause(door: Door) -> None:
+    door.host.fail_next(Exception("boom"))
+    with pytest.raises(BackendError, match="^durable backend error while reading status: boom$"):
+        await lookup.find(door.client, KEY)
+
+
+async def test_stop_whose_run_is_purged_while_it_waits_is_not_found(door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running")
+    door.host.process_events = False
+    pending = asyncio.create_task(lookup.stop(door.client, KEY, None, Settings()))
+    await door.host.wait_until(lambda: bool(door.host.instances["workflow-aaron"].events))
+    del door.host.instances["workflow-aaron"]
+    with pytest.raises(NotFound) as caught:
+        await pending
+    assert caught.value.key == KEY

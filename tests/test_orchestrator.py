@@ -254,9 +254,31 @@ def test_malformed_input_fails_the_run_with_a_clear_message() -> None:
 
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
 def test_golden_history_replays_to_recorded_response(path: Path) -> None:
+    """Every episode of a run recorded on devhost (``python -m tests.golden.record``) replays,
+    through the current code, to the response the orchestrator gave when it was recorded."""
     golden = json.loads(path.read_text())
-    assert replay(golden["context"]) == golden["expected"], golden["description"]
+    for number, episode in enumerate(golden["episodes"], 1):
+        assert replay(episode["context"]) == episode["expected"], (golden["description"], number)
 
 
-def test_there_are_golden_histories() -> None:
-    assert len(list(GOLDEN.glob("*.json"))) >= 2
+def test_golden_histories_cover_the_recorded_runs() -> None:
+    assert {p.stem for p in GOLDEN.glob("*.json")} >= {
+        "stopped_by_client_event", "timed_out_after_one_hour", "stopped_before_first_wait",
+        "ten_day_timeout_split"}
+
+
+@pytest.mark.parametrize(("posted", "arrives"), [
+    ("42", 42),  # a JSON string holding JSON text is parsed: the Python client's encoding
+    ({"stopId": "a" * 32, "payload": [1]}, [1]),  # the app's own envelope is opened
+], ids=repr)
+def test_raw_webhook_post_arrives_as_posted_except_the_two_documented_shapes(
+        posted: Any, arrives: Any) -> None:
+    """The README's exceptions to 'as posted', for events that bypass the app's stop endpoint."""
+    history = waiting_for_hour().start_episode(after(T0, minutes=1)).event_from_webhook(posted)
+    assert replay(history.context())["output"]["event"] == arrives
+
+
+def test_malformed_input_names_the_field_and_the_rule() -> None:
+    from workflow.orchestrator import WorkflowInput
+    with pytest.raises(ValueError, match="^timeoutSeconds must be a whole number of seconds"):
+        WorkflowInput.from_json({"key": "aaron", "timeoutSeconds": -1})

@@ -37,8 +37,11 @@ def test_timeout_above_the_maximum_is_rejected() -> None:
 
 
 def test_settings_object_rejects_invalid_values_built_directly() -> None:
+    assert Settings(timeout_seconds=0).timeout_seconds is None  # 0 = wait forever, as in the env
     with pytest.raises(SettingsError):
-        Settings(timeout_seconds=0)
+        Settings(timeout_seconds=-1)
+    with pytest.raises(SettingsError):
+        Settings(timeout_seconds=MAX_TIMEOUT_SECONDS + 1)
     with pytest.raises(SettingsError):
         Settings(timeout_seconds=True)  # type: ignore[arg-type]
 
@@ -62,3 +65,23 @@ def test_app_refuses_to_load_with_an_invalid_timeout() -> None:
     assert result.returncode != 0
     assert "SettingsError" in result.stderr
     assert f"{TIMEOUT_ENV} must be a whole number of seconds" in result.stderr
+
+
+def test_the_timeout_rule_includes_both_bounds_and_names_the_value() -> None:
+    from workflow.settings import check_timeout
+    assert check_timeout(MAX_TIMEOUT_SECONDS) == MAX_TIMEOUT_SECONDS
+    assert check_timeout(0) is None and check_timeout(1) == 1
+    with pytest.raises(SettingsError, match="^timeout_seconds must be a whole number"):
+        check_timeout(-1)
+    with pytest.raises(SettingsError, match="^timeoutSeconds must be"):
+        check_timeout(1.5, "timeoutSeconds")
+
+
+def test_stop_confirm_window_must_be_positive() -> None:
+    with pytest.raises(SettingsError, match="stop_confirm_seconds must be positive, got 0"):
+        Settings(stop_confirm_seconds=0)
+
+
+def test_settings_read_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, "7")
+    assert Settings.from_env().timeout_seconds == 7

@@ -13,10 +13,7 @@ from workflow import lookup, responses
 from workflow.errors import NotFound, WorkflowError
 from workflow.inputs import parse_key, parse_payload
 from workflow.lookup import OrchestrationClient
-from workflow.settings import Settings
-
-ROUTE_PARAMETER = "input"
-"""Name of the route segment holding the business key (``start/{input}`` etc.)."""
+from workflow.settings import ROUTE_PARAMETER, Settings
 
 
 async def start(req: func.HttpRequest, client: OrchestrationClient, settings: Settings) -> func.HttpResponse:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from workflow.inputs import WorkflowKey
-    from workflow.lookup import WorkflowStatus
+    from workflow.status import WorkflowStatus
 
 
 class WorkflowError(Exception):

@@ -28,10 +28,18 @@ ALLOWED_DESCRIPTION = (
     "starting with a letter or digit"
 )
 
+# The key rule, written once. The character classes and the whole expression use only syntax
+# that means the same in Python and in ECMA-262 (OpenAPI's dialect), so ``openapi`` anchors
+# KEY_EXPRESSION as it is instead of translating a Python pattern.
+FIRST_CHARACTERS = "A-Za-z0-9"
+LATER_CHARACTERS = FIRST_CHARACTERS + "_.-"
+KEY_EXPRESSION = f"[{FIRST_CHARACTERS}][{LATER_CHARACTERS}]{{0,{MAX_KEY_LENGTH - 1}}}"
+"""Unanchored regular expression of an accepted key, valid in Python and ECMA-262 alike."""
+
 # \Z rather than $: "$" would also accept a key followed by one trailing newline.
-KEY_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_KEY_LENGTH - 1}}}\Z")
-_FIRST_CHARACTER = re.compile(r"[A-Za-z0-9]")
-_LATER_CHARACTER = re.compile(r"[A-Za-z0-9_.-]")
+KEY_PATTERN = re.compile(KEY_EXPRESSION + r"\Z")
+_FIRST_CHARACTER = re.compile(f"[{FIRST_CHARACTERS}]")
+_LATER_CHARACTER = re.compile(f"[{LATER_CHARACTERS}]")
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,6 @@ class WorkflowKey:
     def instance_id(self) -> str:
         """The one Durable instance id that belongs to this key."""
         return INSTANCE_ID_PREFIX + self.value
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def parse_key(raw: str | None) -> WorkflowKey:
@@ -124,7 +129,7 @@ def parse_payload(body: bytes | None) -> Any:
     try:
         value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant,
                            parse_float=_finite_float)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         reason = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise InvalidPayload(f"request body must be empty or valid JSON: {reason}") from exc
     if _depth(value) > MAX_PAYLOAD_DEPTH:

@@ -12,8 +12,6 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import aiohttp
@@ -31,22 +29,17 @@ from workflow.errors import (
 from workflow.inputs import WorkflowKey
 from workflow.orchestrator import stop_event
 from workflow.settings import EVENT_NAME, ORCHESTRATOR_NAME, Settings
+from workflow.status import ACTIVE_STATUSES, WorkflowStatus
+
+__all__ = ["ACTIVE_STATUSES", "OrchestrationClient", "WorkflowStatus", "find", "orchestration_input",
+           "start", "stop", "raise_stop", "wait_until_finished", "verdict"]
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_STATUSES = frozenset(
-    {
-        OrchestrationRuntimeStatus.Pending,
-        OrchestrationRuntimeStatus.Running,
-        OrchestrationRuntimeStatus.Suspended,
-        OrchestrationRuntimeStatus.ContinuedAsNew,
-    }
-)
-"""States in which the host refuses to start the same instance id again
-(``overridableExistingInstanceStates: NonRunningStates``) and still accepts events."""
-
-# Exact texts of DurableOrchestrationClient.raise_event (azure-functions-durable 1.7.0) for
-# the host's 404 and 410 answers. They are the only way to tell these cases apart.
+# DurableOrchestrationClient.raise_event (azure-functions-durable 1.x) turns the host's 404 and
+# 410 into a bare Exception whose text is all it keeps: no status code, no type, and a status read
+# afterwards could see a newer run. So these exact texts (the SDK's own f-strings) are matched,
+# whole; tests/test_lookup.py runs them through the real SDK client, so a changed text fails there.
 _RAISE_EVENT_NOT_FOUND = "No instance with ID {} found."
 _RAISE_EVENT_GONE = "Instance with ID {} is gone: either completed or failed"
 
@@ -57,9 +50,9 @@ _FIRST_POLL_SECONDS = 0.001
 _MAX_POLL_SECONDS = 0.25
 
 # What a dead or unreachable host looks like from the SDK's aiohttp transport. OSError covers
-# ConnectionRefusedError and aiohttp's connector errors raised below the ClientError layer.
-
-_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
+# ConnectionRefusedError, aiohttp's connector errors raised below the ClientError layer and
+# TimeoutError (asyncio.TimeoutError is that class since Python 3.11).
+_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, OSError)
 
 
 class OrchestrationClient(Protocol):
@@ -89,40 +82,6 @@ class OrchestrationClient(Protocol):
         task_hub_name: str | None = None,
         connection_name: str | None = None,
     ) -> None: ...
-
-
-@dataclass(frozen=True)
-class WorkflowStatus:
-    """What the app knows about the one instance that belongs to ``key``.
-
-    ``runtime_status`` uses Durable's names (``"Running"``, ``"Completed"``, ...).
-    """
-
-    key: WorkflowKey
-    instance_id: str
-    runtime_status: str
-    created_time: datetime | None = None
-    last_updated_time: datetime | None = None
-    custom_status: Any = None
-    output: Any = None
-    run_id: str | None = None
-
-    @property
-    def is_active(self) -> bool:
-        """True while the instance can still receive the event (and blocks a new start)."""
-        return self.runtime_status in {status.value for status in ACTIVE_STATUSES}
-
-    def to_json(self) -> dict[str, Any]:
-        """The public JSON shape: no management URLs, no orchestration input."""
-        return {
-            "input": self.key.value,
-            "instanceId": self.instance_id,
-            "runtimeStatus": self.runtime_status,
-            "createdTime": _iso(self.created_time),
-            "lastUpdatedTime": _iso(self.last_updated_time),
-            "customStatus": self.custom_status,
-            "output": self.output,
-        }
 
 
 def orchestration_input(key: WorkflowKey, settings: Settings) -> dict[str, Any]:
@@ -196,14 +155,15 @@ async def start(client: OrchestrationClient, key: WorkflowKey, settings: Setting
 async def stop(
     client: OrchestrationClient, key: WorkflowKey, payload: Any, settings: Settings
 ) -> WorkflowStatus | None:
-    """Raise the ``Workflow`` event on ``key``'s instance, then learn whether it ended the run.
+    """Raise the ``Workflow`` event on ``key``'s instance, then learn whether it ended the run:
+    :func:`raise_stop`, :func:`wait_until_finished`, :func:`verdict`.
 
     The event carries ``payload`` and a fresh stop id (``orchestrator.stop_event``); the
     orchestrator waits once, so exactly one event wins and its id becomes the run's
     ``customStatus.stoppedBy``. Concurrent stops all reach the host (it accepts every event for
-    a live instance), so this point-reads the run until it finishes to tell the winner from the
+    a live instance), so the run is point-read until it finishes to tell the winner from the
     losers. The host's own ``wait_for_completion...`` helper returns only the output, which
-    does not name the winner, hence the small loop here.
+    does not name the winner.
 
     Returns: the finished run when this request's event ended it; ``None`` when the run was
     still live after ``settings.stop_confirm_seconds`` (the event is durable and will be
@@ -212,8 +172,24 @@ async def stop(
     Raises:
         NotFound: no instance exists for ``key``.
         AlreadyFinished: the instance had already finished, or its timeout ended it first.
-        StopConflict: another stop request's event ended the run first.
+        StopConflict: another stop request's event ended the run first, or the run was replaced
+            by a new run of the key before this request saw it finish.
         BackendUnavailable, BackendError: as for ``find``.
+    """
+    stop_id = await raise_stop(client, key, payload)
+    finished = await wait_until_finished(client, key, settings.stop_confirm_seconds)
+    return None if finished is None else verdict(finished, stop_id)
+
+
+async def raise_stop(client: OrchestrationClient, key: WorkflowKey, payload: Any) -> str:
+    """Raise the ``Workflow`` event carrying ``payload`` and a fresh stop id; return that id.
+
+    Guarantees: when this returns, the host has acknowledged (durably queued) the event.
+
+    Raises:
+        NotFound: no instance exists for ``key`` (the host's 404).
+        AlreadyFinished: the instance has finished (the host's 410).
+        BackendUnavailable, BackendError: as for ``find``, or any other refusal.
     """
     stop_id = uuid.uuid4().hex
     try:
@@ -228,33 +204,59 @@ async def stop(
             raise AlreadyFinished(key) from exc
         raise BackendError(f"durable backend refused the event: {_describe(exc)}") from exc
     logger.info("raised %s on workflow %s", EVENT_NAME, key.instance_id)
+    return stop_id
 
-    deadline = time.monotonic() + settings.stop_confirm_seconds
+
+async def wait_until_finished(
+    client: OrchestrationClient, key: WorkflowKey, within_seconds: float
+) -> WorkflowStatus | None:
+    """Point-read ``key``'s run until it is no longer active; ``None`` if it still is after
+    ``within_seconds``. The first read follows the event at once (a local host finishes the run
+    within that turn); later ones back off to spare a remote backend.
+
+    Raises:
+        NotFound: the instance was purged meanwhile.
+        StopConflict: the run seen first has been replaced by a new run of the key (its verdict
+            is gone, and the event that was raised did not reach the new run).
+        BackendUnavailable, BackendError: as for ``find``.
+    """
+    deadline = time.monotonic() + within_seconds
     delay = _FIRST_POLL_SECONDS
     await asyncio.sleep(0)
-    target_run: str | None = None
+    first_run: str | None = None
     while True:
         status = await find(client, key)
         if status is None:
-            raise NotFound(key)  # purged meanwhile
-        if target_run is None:
-            target_run = status.run_id
-        elif status.run_id != target_run:
-            # The run this event reached has ended and a new run of the key has started: the
-            # old run's verdict is gone, and this stop did not end the new one.
+            raise NotFound(key)
+        if first_run is None:
+            first_run = status.run_id
+        elif status.run_id != first_run:
             raise StopConflict(status)
         if not status.is_active:
-            stopped_by = status.custom_status.get("stoppedBy") \
-                if isinstance(status.custom_status, Mapping) else None
-            if stopped_by == stop_id:
-                return status
-            if stopped_by is not None:
-                raise StopConflict(status)
-            raise AlreadyFinished(key, status)
+            return status
         if time.monotonic() >= deadline:
             return None
         await asyncio.sleep(delay)
         delay = min(delay * 2, _MAX_POLL_SECONDS)
+
+
+def verdict(finished: WorkflowStatus, stop_id: str) -> WorkflowStatus:
+    """Which request ended ``finished``: this one (``stop_id``), another stop, or neither.
+
+    Returns: ``finished``, when its ``customStatus.stoppedBy`` is ``stop_id``.
+
+    Raises:
+        StopConflict: another stop request's event ended the run.
+        AlreadyFinished: nothing named a stop (its timeout ended it, or it failed or was
+            terminated); ``status`` carries the run.
+    """
+    custom = finished.custom_status
+    stopped_by = custom.get("stoppedBy") if isinstance(custom, Mapping) else None
+    if stopped_by == stop_id:
+        return finished
+    if stopped_by is not None:
+        raise StopConflict(finished)
+    raise AlreadyFinished(finished.key, finished)
 
 
 def _from_sdk(key: WorkflowKey, status: DurableOrchestrationStatus) -> WorkflowStatus:
@@ -283,15 +285,6 @@ def _run_id(orchestration_input: Any) -> str | None:
         run_id = orchestration_input.get("runId")
         return run_id if isinstance(run_id, str) else None
     return None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, like the host's own status payload."""
-    if moment is None:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.replace(tzinfo=None).isoformat() + "Z"
 
 
 def _describe(exc: BaseException) -> str:

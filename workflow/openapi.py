@@ -1,15 +1,15 @@
 """The OpenAPI 3.0.3 description of the HTTP surface, derived from the rules it describes.
 
-The ``input`` path parameter's pattern and length come from ``workflow.inputs`` (the regex that
-``parse_key`` applies, rewritten for OpenAPI's ECMA-262 dialect), the route prefix from
-``workflow.responses`` and the event name from ``workflow.settings``, so the document cannot drift
-from what the app enforces. ``tests/test_openapi.py`` checks it against the function index;
-``tests/proofs/test_openapi.py`` fuzzes a running app with it.
+The ``input`` path parameter's pattern and length come from ``workflow.inputs`` (its
+``KEY_EXPRESSION`` is written in the syntax Python and ECMA-262 share, so it is only anchored
+here), the routes and their parameter from ``workflow.settings``, the route prefix from
+``workflow.responses``, so the document cannot drift from what the app enforces.
+``tests/test_openapi.py`` checks it against the function index and the input rule;
+``tests/proofs/test_openapi_conformance.py`` fuzzes a running app with it.
 """
 
 from __future__ import annotations
 
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +17,7 @@ import azure.functions as func
 from azure.durable_functions.models import OrchestrationRuntimeStatus
 
 from workflow import inputs, responses
-from workflow.settings import EVENT_NAME
+from workflow.settings import EVENT_NAME, ROUTE_PARAMETER, route
 
 OPENAPI_VERSION = "3.0.3"
 DOCUMENT_ROUTE = "openapi.json"
@@ -26,42 +26,12 @@ DOCUMENT_ROUTE = "openapi.json"
 FUNCTION_KEY_QUERY = "code"
 FUNCTION_KEY_HEADER = "x-functions-key"
 
-# Python syntax with no ECMA-262 equivalent or another meaning there: anchors, named groups,
-# inline flags, and classes that are Unicode-aware in Python but ASCII-only in ECMA-262.
-_NOT_ECMA = re.compile(r"\\[AZzGdDwWsSbB]|\(\?[P<aiLmsux]|(?<!\[)\^|\$")
-# Characters with a meaning in ECMA-262 patterns outside a class ("/" only in regex literals).
-_ECMA_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}]")
-
-
-def ecma_anchored(python_pattern: str) -> str:
-    """Rewrite a ``re.match`` pattern that ends in ``\\Z`` as an anchored ECMA-262 pattern.
-
-    OpenAPI ``pattern`` is unanchored ECMA-262 (a *search*), so ``^`` and ``$`` are added;
-    without the ``m`` flag ECMA's ``$`` matches only at the very end, as ``\\Z`` does in Python.
-
-    Raises:
-        ValueError: the pattern does not end in ``\\Z`` or uses syntax this rewrite does not
-            translate, so a change to the input rules fails loudly instead of drifting.
-    """
-    body = python_pattern.removesuffix(r"\Z")
-    if body == python_pattern or _NOT_ECMA.search(body):
-        raise ValueError(f"cannot express {python_pattern!r} as an ECMA-262 pattern")
-    return f"^{body}$"
-
-
-# ``inputs.KEY_PATTERN`` is the exact regex ``WorkflowKey`` enforces; reading it (not a copy) is what
-# keeps this document from drifting from the rule.
-KEY_PATTERN = ecma_anchored(inputs.KEY_PATTERN.pattern)
-
-
-def ecma_literal(text: str) -> str:
-    """``text`` as an ECMA-262 pattern matching exactly itself (``re.escape`` over-escapes, and
-    an identity escape such as ``\\-`` is an error in ECMA's Unicode mode)."""
-    return _ECMA_SPECIAL.sub(lambda m: "\\" + m.group(), text)
-
-
-INSTANCE_ID_PATTERN = f"^{ecma_literal(inputs.INSTANCE_ID_PREFIX)}{KEY_PATTERN[1:]}"
-CHECK_LOCATION_PATTERN = f"^{ecma_literal(responses.ROUTE_PREFIX)}/check/{KEY_PATTERN[1:]}"
+# OpenAPI ``pattern`` is an unanchored ECMA-262 search, hence ``^...$`` (without the ``m`` flag
+# ECMA's ``$`` matches only at the very end, as ``\Z`` does in Python). The prefixes hold no
+# character that is special in ECMA-262 outside a class.
+KEY_PATTERN = f"^{inputs.KEY_EXPRESSION}$"
+INSTANCE_ID_PATTERN = f"^{inputs.INSTANCE_ID_PREFIX}{inputs.KEY_EXPRESSION}$"
+CHECK_LOCATION_PATTERN = f"^{responses.ROUTE_PREFIX}/check/{inputs.KEY_EXPRESSION}$"
 
 _KEY_SCHEMA = {
     "type": "string",
@@ -92,12 +62,12 @@ def document() -> dict[str, Any]:
         "servers": [{"url": responses.ROUTE_PREFIX}],
         "security": [{"functionKeyQuery": []}, {"functionKeyHeader": []}],
         "paths": {
-            "/start/{input}": {
+            f"/{route('start')}": {
                 "parameters": [_KEY_PARAMETER],
                 "post": _start_operation("startWorkflow"),
                 "get": _start_operation("startWorkflowByGet"),
             },
-            "/check/{input}": {
+            f"/{route('check')}": {
                 "parameters": [_KEY_PARAMETER],
                 "get": {
                     "operationId": "checkWorkflow",
@@ -105,13 +75,12 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _json("The workflow's status.", "WorkflowStatus"),
                         "400": _BAD_KEY,
-                        "404": _json("No workflow was ever started for the key.", "KeyError",
-                                     headers={"Location": _LOCATION}),
+                        "404": _json("No workflow was ever started for the key.", "KeyError"),
                         **_HOST_AND_BACKEND_FAILURES,
                     },
                 },
             },
-            "/stop/{input}": {
+            f"/{route('stop')}": {
                 "parameters": [_KEY_PARAMETER],
                 "post": _stop_operation("stopWorkflow", with_body=True),
                 "get": _stop_operation("stopWorkflowByGet", with_body=False),
@@ -151,7 +120,7 @@ def http_response() -> func.HttpResponse:
 
 
 _KEY_PARAMETER = {
-    "name": "input",
+    "name": ROUTE_PARAMETER,
     "in": "path",
     "required": True,
     "description": f"The business key: {inputs.ALLOWED_DESCRIPTION}. Case-sensitive.",
@@ -223,8 +192,7 @@ def _stop_operation(operation_id: str, *, with_body: bool) -> dict[str, Any]:
                 headers={"Location": _required(_LOCATION), "Retry-After": _required(_RETRY_AFTER)},
             ),
             "400": _json("The key breaks the input rules, or the body is not JSON.", "Error"),
-            "404": _json("No workflow was ever started for the key.", "KeyError",
-                         headers={"Location": _LOCATION}),
+            "404": _json("No workflow was ever started for the key.", "KeyError"),
             "409": _json("Another stop request ended the run first; the body is its status.",
                          "ErrorWithStatus", headers={"Location": _LOCATION}),
             "410": _json("The run has already finished; start the key again for a new one.",

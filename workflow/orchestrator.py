@@ -12,12 +12,13 @@ import logging
 import re
 from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
-from workflow.settings import EVENT_NAME, MAX_TIMEOUT_SECONDS
+from workflow.settings import EVENT_NAME, check_timeout
+from workflow.status import iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +59,7 @@ class WorkflowInput:
         """
         if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
             raise ValueError(f'orchestration input must be {{"key": str, "timeoutSeconds": int|null}}, got {raw!r}')
-        timeout = raw.get("timeoutSeconds")
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int)
-            or not 0 <= timeout <= MAX_TIMEOUT_SECONDS
-        ):
-            raise ValueError(f"timeoutSeconds must be null or 0..{MAX_TIMEOUT_SECONDS}, got {timeout!r}")
-        return cls(key=raw["key"], timeout_seconds=timeout or None)
+        return cls(key=raw["key"], timeout_seconds=check_timeout(raw.get("timeoutSeconds"), "timeoutSeconds"))
 
 
 def workflow_orchestrator(
@@ -93,9 +87,9 @@ def workflow_orchestrator(
         if request.timeout_seconds is None
         else context.current_utc_datetime + timedelta(seconds=request.timeout_seconds)
     )
-    context.set_custom_status({"waitingFor": EVENT_NAME, "until": _iso(deadline)})
+    context.set_custom_status({"waitingFor": EVENT_NAME, "until": iso_utc(deadline)})
     if not context.is_replaying:
-        logger.info("workflow %s waiting for %s until %s", request.key, EVENT_NAME, _iso(deadline) or "forever")
+        logger.info("workflow %s waiting for %s until %s", request.key, EVENT_NAME, iso_utc(deadline) or "forever")
 
     event = context.wait_for_external_event(EVENT_NAME)
     stopped = True
@@ -137,9 +131,3 @@ def normalize_event_payload(payload: Any) -> Any:
         return json.loads(payload)
     except ValueError:
         return payload
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"

@@ -6,7 +6,6 @@ import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
 
 import azure.functions as func
 
@@ -22,7 +21,8 @@ from workflow.errors import (
     WorkflowError,
 )
 from workflow.inputs import WorkflowKey
-from workflow.lookup import WorkflowStatus
+from workflow.settings import EVENT_NAME
+from workflow.status import WorkflowStatus
 
 ROUTE_PREFIX = "/api"
 """The host's default ``extensions.http.routePrefix`` (also set in host.json)."""
@@ -46,8 +46,8 @@ ERROR_STATUS: Mapping[type[WorkflowError], HTTPStatus] = {
 
 
 def check_location(key: WorkflowKey) -> str:
-    """Relative URL of the check endpoint for ``key`` (keys are URL-safe; quoting is a no-op)."""
-    return f"{ROUTE_PREFIX}/check/{quote(key.value, safe='')}"
+    """Relative URL of the check endpoint for ``key`` (every accepted key is URL-safe as is)."""
+    return f"{ROUTE_PREFIX}/check/{key.value}"
 
 
 def json_response(
@@ -83,7 +83,7 @@ def stopped(key: WorkflowKey, finished: WorkflowStatus | None) -> func.HttpRespo
     """202 for an accepted stop: ``confirmed`` with the finished run's status when this request's
     event is the one that ended it, unconfirmed (still on its way) otherwise."""
     body: dict[str, Any] = {"input": key.value, "instanceId": key.instance_id,
-                            "event": "Workflow", "confirmed": finished is not None}
+                            "event": EVENT_NAME, "confirmed": finished is not None}
     if finished is not None:
         body.update(finished.to_json())
     return accepted(key, body)
@@ -119,13 +119,15 @@ def error(exc: WorkflowError) -> func.HttpResponse:
         # The caller gets the existing run, as if it had asked check.
         body.update(exc.status.to_json())
         headers["Location"] = check_location(exc.status.key)
-    elif isinstance(exc, AlreadyFinished) and exc.status is not None:
-        body.update(exc.status.to_json())
+    elif isinstance(exc, AlreadyFinished):
+        body.update(exc.status.to_json() if exc.status is not None else _identity(exc.key))
         headers["Location"] = check_location(exc.key)
-    elif isinstance(exc, (NotFound, AlreadyFinished)):
-        body.update({"input": exc.key.value, "instanceId": exc.key.instance_id})
-        if isinstance(exc, AlreadyFinished):  # a 404 has nothing to point at
-            headers["Location"] = check_location(exc.key)
+    elif isinstance(exc, NotFound):
+        body.update(_identity(exc.key))  # no Location: a 404 has nothing to point at
     elif isinstance(exc, BackendUnavailable):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return json_response(body, code, headers)
+
+
+def _identity(key: WorkflowKey) -> dict[str, str]:
+    return {"input": key.value, "instanceId": key.instance_id}

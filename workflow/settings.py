@@ -30,12 +30,42 @@ STOP_CONFIRM_SECONDS = 30.0
 HTTP trigger's 230 s limit; past it the stop is answered 202 with ``"confirmed": false``."""
 
 
+ROUTE_PARAMETER = "input"
+"""Name of the route segment holding the business key; every route below uses it."""
+
+
+def route(action: str) -> str:
+    """The HTTP route of an action on one key, e.g. ``route("start") == "start/{input}"``."""
+    return f"{action}/{{{ROUTE_PARAMETER}}}"
+
+
+def check_timeout(value: object, name: str = "timeout_seconds") -> int | None:
+    """The timeout rule, written once (settings, environment and orchestration input use it).
+
+    Returns ``None`` (wait forever) for ``None`` or ``0``, else ``value`` itself.
+
+    Raises:
+        SettingsError: ``value`` is not a whole number of seconds in ``0..MAX_TIMEOUT_SECONDS``
+            (a bool, a float or text is not); the message names ``name`` and the rule.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMEOUT_SECONDS:
+        raise SettingsError(
+            f"{name} must be a whole number of seconds between 0 and {MAX_TIMEOUT_SECONDS} "
+            f"(empty or 0 = wait forever); got {value!r}")
+    return value or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration the app runs with; tests build it directly.
 
-    Guarantees: ``timeout_seconds`` is ``None`` (wait forever) or an int in
-    ``1..MAX_TIMEOUT_SECONDS``.
+    Guarantees: ``timeout_seconds`` is ``None`` (wait forever; ``0`` is normalised to it) or an
+    int in ``1..MAX_TIMEOUT_SECONDS``; ``stop_confirm_seconds`` is positive.
+
+    Raises:
+        SettingsError: a value breaks those rules.
     """
 
     timeout_seconds: int | None = None
@@ -44,16 +74,7 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.stop_confirm_seconds > 0:
             raise SettingsError(f"stop_confirm_seconds must be positive, got {self.stop_confirm_seconds!r}")
-        value = self.timeout_seconds
-        if value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SettingsError(f"timeout_seconds must be an int or None, got {value!r}")
-        if not 1 <= value <= MAX_TIMEOUT_SECONDS:
-            raise SettingsError(
-                f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS} or None "
-                f"(wait forever), got {value}"
-            )
+        object.__setattr__(self, "timeout_seconds", check_timeout(self.timeout_seconds))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,14 +97,7 @@ def parse_timeout(raw: str | None) -> int | None:
     text = (raw or "").strip()
     if text == "":
         return None
-    rule = (
-        f"{TIMEOUT_ENV} must be a whole number of seconds between 0 and {MAX_TIMEOUT_SECONDS} "
-        "(empty or 0 = wait forever)"
-    )
-    # isdecimal rejects signs, decimal points and exponents that int() or float() would accept.
-    if not (text.isascii() and text.isdecimal()):
-        raise SettingsError(f"{rule}; got {text!r}")
-    seconds = int(text)
-    if seconds > MAX_TIMEOUT_SECONDS:
-        raise SettingsError(f"{rule}; got {seconds}")
-    return seconds or None
+    # isdecimal rejects signs, decimal points and exponents that int() or float() would accept;
+    # such text goes to the rule as text, which it refuses with the rule's message.
+    value: object = int(text) if text.isascii() and text.isdecimal() else text
+    return check_timeout(value, TIMEOUT_ENV)

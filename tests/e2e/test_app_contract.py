@@ -8,6 +8,7 @@ the shortcut is held to the same observable behaviour, and with two worker proce
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any, AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from tests.devhost.support import Api
+from devhost.history import EventType
+from tests.devhost.support import Api, stored_history
 from devhost.process import REPO, DevhostProcess
 
 pytestmark = pytest.mark.e2e
@@ -197,7 +199,15 @@ async def test_stop_before_the_timeout_wins_and_cancels_the_timer(
         await api.request("POST", f"/api/start/{k}")
         code, _, body = await api.request("POST", f"/api/stop/{k}", body="early")
         assert code == 202 and body["output"] == {"outcome": "stopped", "event": "early"}
-        await asyncio.sleep(1.5)  # past the deadline: the cancelled timer must change nothing
+        # Nothing is left to fire after the stop: the run had a timer (TimerCreated), it never
+        # fired, and no timer message remains in the store. (That the orchestrator cancels it is
+        # unit-tested on its actions in tests/test_orchestrator.py.)
+        history = stored_history(timeout_host.db, f"workflow-{k}")
+        assert EventType.TIMER_CREATED in [ev["EventType"] for ev in history]
+        assert EventType.TIMER_FIRED not in [ev["EventType"] for ev in history]
+        with sqlite3.connect(f"file:{timeout_host.db}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT kind FROM inbox WHERE instance_id=?",
+                              (f"workflow-{k}",)).fetchall() == []
         assert (await api.request("GET", f"/api/check/{k}"))[2]["output"]["event"] == "early"
 
 

@@ -252,6 +252,12 @@ def is_ascii_safe(body: bytes) -> bool:
     return all(0x20 <= byte < 0x7F for byte in body)
 
 
+# Every character a rejection message may contain: its fixed wording, the rule, and character
+# names such as ``U+002F SOLIDUS``. Checked on the *decoded* message, where json.dumps's escapes
+# are undone, so an echoed raw character (non-ASCII, control, ``/ \ ? #``...) shows up.
+MESSAGE_ALPHABET = frozenset(string.ascii_letters + string.digits + " '.,;:()_-+")
+
+
 def has_disallowed_character(raw: str) -> bool:
     return any(character not in ALLOWED_CHARACTERS for character in raw)
 
@@ -272,9 +278,9 @@ def test_rejected_input_is_never_echoed_verbatim(
     route, method = route_method
     answer = call(host, route, method, raw)
     assert answer.status == 400, (raw, answer)
-    assert is_ascii_safe(answer.body), (raw, answer)
-    assert raw.encode("utf-8") not in answer.body, (raw, answer)
-    assert raw not in answer.json()["error"], (raw, answer)
+    message = answer.json()["error"]
+    assert set(message) <= MESSAGE_ALPHABET, (raw, message)
+    assert raw not in message, (raw, answer)
 
 
 @PROOF
@@ -339,8 +345,9 @@ def test_stop_payload_nesting_never_breaks_the_key(host: DevhostProcess, shape: 
         stopped = call(host, "stop", "POST", key, body)
         checked = call(host, "check", "GET", key)
         status = checked.json()["runtimeStatus"] if checked.status == 200 else None
-        expected = {202: "Completed", 400: "Running"}.get(stopped.status)
-        if stopped.status not in (202, 400) or not is_json_answer(stopped) or status != expected:
+        # A rejected stop leaves the run live (Pending until its first episode has run).
+        expected = {202: {"Completed"}, 400: {"Pending", "Running"}}.get(stopped.status, set())
+        if stopped.status not in (202, 400) or not is_json_answer(stopped) or status not in expected:
             broken.append((depth, stopped.status, stopped.body[:90], checked.status, status))
     assert broken == [], "\n".join(map(repr, broken))
 

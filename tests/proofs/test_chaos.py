@@ -10,6 +10,7 @@ because an earlier attempt of the same stop had already won), the run's output i
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import random
 import time
@@ -34,19 +35,18 @@ DEADLINE_SECONDS = 60 + LIFECYCLES * 0.5
 #: lifecycles are paced to run through all of them, so kills land mid-request.
 CYCLE_SECONDS = 1.6
 _RETRYABLE = (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError)
-retries = 0
 
 
 async def persist(api: Api, method: str, path: str, body: Any, done: set[int],
-                  deadline: float) -> int:
-    """Send until the host answers one of ``done``; connection failures are retried."""
+                  deadline: float, retries: collections.Counter[str]) -> int:
+    """Send until the host answers one of ``done``; connection failures are retried (and
+    counted in ``retries``, one counter per test run)."""
     while True:
         assert time.monotonic() < deadline, f"{method} {path} never succeeded"
         try:
             code, _, answer = await api.request(method, path, body=body)
         except _RETRYABLE:
-            global retries
-            retries += 1
+            retries["interrupted"] += 1
             await asyncio.sleep(0.05)
             continue
         if code in done:
@@ -65,6 +65,7 @@ async def test_kill_9_at_random_moments_loses_no_acknowledged_stop_and_completes
     host.start()
     keys = [f"chaos{i}-{uuid.uuid4().hex[:6]}" for i in range(LIFECYCLES)]
     acknowledged: dict[str, int] = {}
+    retries: collections.Counter[str] = collections.Counter()
     deadline = time.monotonic() + DEADLINE_SECONDS
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
@@ -78,10 +79,10 @@ async def test_kill_9_at_random_moments_loses_no_acknowledged_stop_and_completes
             async def lifecycles() -> None:
                 while not queue.empty():
                     k = queue.get_nowait()
-                    await persist(api, "POST", f"/api/start/{k}", None, {202, 409}, deadline)
+                    await persist(api, "POST", f"/api/start/{k}", None, {202, 409}, deadline, retries)
                     await asyncio.sleep(rng.uniform(0, 2 * pause))
                     code = await persist(api, "POST", f"/api/stop/{k}", {"key": k},
-                                         {202, 409, 410}, deadline)
+                                         {202, 409, 410}, deadline, retries)
                     if code == 202:
                         acknowledged[k] = code
                     await asyncio.sleep(rng.uniform(0, 2 * pause))

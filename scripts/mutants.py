@@ -1,0 +1,199 @@
+"""``make mutants``: one small change per guarantee must make the test that proves it fail.
+
+Each mutant below names the guarantee it breaks (the README's guarantees table, in order), a
+one-line change (an exact line of the code, replaced), and the test(s) that must catch it. Every
+mutant is applied to a fresh temporary copy of the repository (``git ls-files``; the working tree
+is never touched) and the named tests run there with this virtualenv's Python. A mutant whose
+tests still pass *survived*: the script prints the table and exits 1.
+
+    python scripts/mutants.py            # run all (``make mutants``)
+    python scripts/mutants.py -k stop    # only mutants whose guarantee or file matches "stop"
+    python scripts/mutants.py --table    # print the README's mutation table, run nothing
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+GUARANTEES = "tests/proofs/test_guarantees.py"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    guarantee: str
+    path: str
+    original: str  # one whole line of ``path``, exactly as it is (leading spaces included)
+    mutated: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    Mutant("lookup is a point read", "workflow/lookup.py",
+           "        status = await client.get_status(key.instance_id)",
+           "        status = next((s for s in await client.get_status_all() "
+           "if s.instance_id == key.instance_id), None)",
+           (f"{GUARANTEES}::test_check_is_a_point_read_never_a_listing",)),
+    Mutant("start is idempotent", "host.json",
+           '      "overridableExistingInstanceStates": "NonRunningStates"',
+           '      "overridableExistingInstanceStates": "AnyState"',
+           (f"{GUARANTEES}::test_thousand_concurrent_starts_of_one_input_make_one_instance",)),
+    Mutant("no lost stop before the first wait", "devhost/engine.py",
+           "        stale = [m.msg_id for m in messages if m not in current]",
+           "        stale = [m.msg_id for m in messages if m not in current or (m.kind == 'event' "
+           "and inst.status == RuntimeStatus.PENDING)]; current = [m for m in current "
+           "if m.msg_id not in stale]",
+           (f"{GUARANTEES}::test_stop_before_orchestrator_waits_is_not_lost",)),
+    Mutant("no lost stop across kill -9", "devhost/management.py",
+           "            self.store.enqueue(message, LIVE)",
+           "            __import__('asyncio').get_running_loop().call_later("
+           "0.5, self.store.enqueue, message, LIVE)",
+           (f"{GUARANTEES}::test_event_acknowledged_by_the_host_survives_kill_9_before_it_is_processed",)),
+    Mutant("of concurrent stops exactly one wins", "workflow/lookup.py",
+           "    if stopped_by == stop_id:",
+           "    if stopped_by is not None:",
+           (f"{GUARANTEES}::test_fifty_concurrent_stops_give_exactly_one_202_and_one_outcome",)),
+    Mutant("timer and stop racing give one outcome", "workflow/orchestrator.py",
+           "        winner = yield context.task_any([event, timer])",
+           "        winner = yield event",
+           (f"{GUARANTEES}::test_timer_and_stop_racing_give_exactly_one_outcome",)),
+    Mutant("survives kill -9 (chaos)", "devhost/management.py",
+           "            self.store.enqueue(message, LIVE)",
+           "            __import__('asyncio').get_running_loop().call_later("
+           "0.5, self.store.enqueue, message, LIVE)",
+           (f"{GUARANTEES}::test_event_acknowledged_by_the_host_survives_kill_9_before_it_is_processed",
+            "tests/proofs/test_chaos.py")),
+    Mutant("bad input is never echoed", "workflow/inputs.py",
+           '                f"key contains disallowed character {describe_character(character)} "',
+           '                f"key contains disallowed character {character!r} "',
+           ("tests/proofs/test_bad_input.py::test_rejected_input_is_never_echoed_verbatim",)),
+    Mutant("the API matches its OpenAPI document", "workflow/responses.py",
+           '    body: dict[str, Any] = {"error": str(exc)}',
+           '    body: dict[str, Any] = {"error": str(exc), "status": int(code)}',
+           ("tests/proofs/test_openapi_conformance.py",)),
+    Mutant("the payload arrives as posted", "workflow/orchestrator.py",
+           "        return json.loads(payload)",
+           "        return payload",
+           ("tests/test_orchestrator.py::test_payload_from_python_client_arrives_as_posted",)),
+    Mutant("timeouts over 6 days are split", "devhost/engine.py",
+           "                 '\"maximumShortTimerDuration\":\"6.00:00:00\",'",
+           "                 '\"maximumShortTimerDuration\":\"12.00:00:00\",'",
+           ("tests/devhost/test_engine.py::test_ten_day_timer_is_split_into_3_day_timers_and_fires_only_after_10_days",)),
+    Mutant("replay is deterministic (recorded runs)", "workflow/orchestrator.py",
+           "        else context.current_utc_datetime + timedelta(seconds=request.timeout_seconds)",
+           "        else __import__('datetime').datetime.utcnow() + "
+           "timedelta(seconds=request.timeout_seconds)",
+           ("tests/test_orchestrator.py::test_golden_history_replays_to_recorded_response",)),
+    Mutant("the app is a valid v2 app", "function_app.py",
+           "async def check(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:",
+           "async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:",
+           ("tests/test_static_check.py",)),
+    Mutant("fast path off installs nothing", "devhost/fastpath.py",
+           '    return os.environ.get("DEVHOST_FASTPATH", "1").strip().lower() not in ("0", "false", "no")',
+           "    return True",
+           ("tests/devhost/test_fastpath.py::test_fast_path_off_installs_nothing_and_sets_nothing",)),
+    Mutant("the HTTP contract holds end to end", "workflow/responses.py",
+           '        {"Location": check_location(key), "Retry-After": str(RETRY_AFTER_SECONDS)},',
+           '        {"Retry-After": str(RETRY_AFTER_SECONDS)},',
+           ("tests/e2e/test_app_contract.py::test_start_check_stop_lifecycle_follows_the_contract",)),
+    Mutant("workers refuse an episode from a changed history", "devhost/store.py",
+           '                raise StaleHistory(f"{iid}: the history changed while the episode ran")',
+           "                pass",
+           ("tests/devhost/test_store.py::test_shared_store_refuses_an_episode_computed_from_a_history_another_worker_changed",)),
+    Mutant("the WAL stays bounded", "devhost/store.py",
+           '        self.db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")',
+           '        self.db.execute("PRAGMA wal_autocheckpoint=0")',
+           ("tests/devhost/test_store.py::test_wal_stays_bounded_under_writes_that_never_pause",)),
+    Mutant("workers die with the supervisor", "devhost/supervisor.py",
+           "        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)",
+           "        pass",
+           ("tests/devhost/test_supervisor.py::test_sigkill_of_the_supervisor_alone_takes_its_workers_down",)),
+]
+
+
+def copy_repository(into: Path) -> None:
+    """The tracked files (as they are in the working tree), without the virtualenv."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            target = into / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def apply(mutant: Mutant, root: Path) -> None:
+    """Replace the mutant's line; it must occur exactly once, so a drifted line fails loudly."""
+    path = root / mutant.path
+    lines = path.read_text().split("\n")
+    hits = [i for i, line in enumerate(lines) if line == mutant.original]
+    if len(hits) != 1:
+        raise SystemExit(f"{mutant.path}: expected the line once, found it {len(hits)} times:\n"
+                         f"  {mutant.original.strip()}")
+    lines[hits[0]] = mutant.mutated
+    path.write_text("\n".join(lines))
+
+
+def run(mutant: Mutant, timeout: float) -> tuple[str, float]:
+    """``killed`` (the tests failed), ``SURVIVED`` (they passed) or ``error`` (no verdict)."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
+        root = Path(tmp)
+        copy_repository(root)
+        apply(mutant, root)
+        try:
+            result = subprocess.run(
+                [PYTHON, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                 "--timeout=300", *mutant.tests],
+                cwd=root, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return "killed (timeout)", time.monotonic() - started
+    # pytest: 0 all passed, 1 some failed; anything else is a usage/collection problem.
+    verdict = {0: "SURVIVED", 1: "killed"}.get(result.returncode, f"error (pytest {result.returncode})")
+    if verdict.startswith("error"):
+        print(result.stdout[-2000:], result.stderr[-2000:], sep="\n", file=sys.stderr)
+    return verdict, time.monotonic() - started
+
+
+def table() -> str:
+    rows = ["| guarantee | one-line change | caught by |", "|---|---|---|"]
+    for m in MUTANTS:
+        change = f"`{m.path}`: `{m.original.strip()}` → `{m.mutated.strip()}`".replace("|", "\\|")
+        rows.append(f"| {m.guarantee} | {change} | " + ", ".join(f"`{t}`" for t in m.tests) + " |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-k", default="", help="only mutants whose guarantee or file contains this")
+    parser.add_argument("--table", action="store_true", help="print the README table and exit")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table())
+        return 0
+    chosen = [m for m in MUTANTS if args.k in m.guarantee or args.k in m.path]
+    began = time.monotonic()
+    results = []
+    for mutant in chosen:
+        verdict, seconds = run(mutant, args.timeout)
+        results.append((mutant, verdict, seconds))
+        print(f"{verdict:>18}  {seconds:6.1f} s  {mutant.guarantee}", flush=True)
+    survived = [m for m, verdict, _ in results if not verdict.startswith("killed")]
+    print(f"\n{len(results) - len(survived)} of {len(results)} mutants killed in "
+          f"{time.monotonic() - began:.0f} s")
+    for m in survived:
+        print(f"NOT KILLED: {m.guarantee} ({m.path})")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
