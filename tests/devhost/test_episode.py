@@ -188,9 +188,12 @@ async def test_event_landing_with_the_timer_that_continued_as_new_reaches_the_ne
         one: Harness, two: tuple[Harness, Harness], workers: int) -> None:
     a, b = (one, one) if workers == 1 else two
     await a.start("racer", 0, "r")
-    b.raise_event("r", "E", "late")  # not run yet: it shares one episode with the timer
     for h in {a, b}:
-        h.clock.advance(HOUR)
+        h.clock.advance(HOUR + 1)
+    # Raised after the timer fell due and before any episode ran: the two share one episode,
+    # the TimerFired first (arrival order), so generation 0 continues as new and the event
+    # must reach generation 1.
+    b.raise_event("r", "E", "late")
     a.engine.poll()
     await _settle(a, b)
     status = a.status("r")
