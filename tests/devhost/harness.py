@@ -89,3 +89,12 @@ class Harness:
     async def close(self) -> None:
         await self.engine.close()
         self.store.close()
+
+    async def restart(self) -> None:
+        """What a process restart does: drop all memory, reopen the file, recover."""
+        await self.close()
+        self.store = Store(str(self.path))
+        self.engine = Engine(self.store, self.loaded, clock=self.clock)
+        self.api = ManagementApi(self.store, self.engine, self.loaded)
+        self.engine.recover()
+        await self.settle()

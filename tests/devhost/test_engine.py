@@ -7,8 +7,6 @@ when a test advances the clock and calls :meth:`Engine.poll`; episodes run on th
 """
 from __future__ import annotations
 
-import asyncio
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -17,11 +15,11 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
-from devhost.engine import Engine
 from devhost.history import parse_timestamp
 from devhost.loader import index_app
-from devhost.management import ManagementApi
-from devhost.store import Store, lock_database
+from devhost.store import lock_database
+from tests.devhost.harness import FakeClock
+from tests.devhost.harness import Harness as BaseHarness
 
 DAY = 86400.0
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc).timestamp()
@@ -56,76 +54,14 @@ LOADED = index_app(app, str(Path(__file__).parent),
                    {"extensions": {"durableTask": {"hubName": "EngineHub"}}})
 
 
-class FakeClock:
-    """Epoch seconds that move only when told to (and may be told to go backwards)."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Harness:
-    """One store + engine + management API on a database file that outlives restarts."""
-
-    def __init__(self, path: Path, clock: FakeClock, shared: bool = False) -> None:
-        self.path, self.clock = path, clock
-        self.store = Store(str(path), shared=shared, checkpoint=not shared)
-        self.engine = Engine(self.store, LOADED, clock=clock)
-        self.api = ManagementApi(self.store, self.engine, LOADED)
-
-    async def settle(self) -> None:
-        """Let scheduled drains run (loop callbacks and tasks that yield between episodes; no
-        real time passes)."""
-        for _ in range(20):
-            await asyncio.sleep(0)
-
-    async def tick(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-        self.engine.poll()
-        await self.settle()
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = b"" if body is None else json.dumps(body).encode()
-        reply = self.api.handle(method, path, {}, {"Content-Type": "application/json"}, data,
-                                ORIGIN)
-        return reply.status, json.loads(reply.body) if reply.body else None
-
-    async def start(self, name: str, value: Any, instance_id: str) -> None:
-        """Start as the Python client does: the body is the JSON of the ``df_dumps`` text."""
-        encoded = None if value is None else json.dumps(value)
-        assert self.call("POST", f"/orchestrators/{name}/{instance_id}", encoded)[0] == 202
-        await self.settle()
-
-    def status(self, instance_id: str) -> dict[str, Any]:
-        code, body = self.call("GET", f"/instances/{instance_id}")
-        assert code in (200, 202), code
-        return body
-
-    def history(self, instance_id: str) -> list[dict[str, Any]]:
-        return [json.loads(text) for text in self.store.history(instance_id)]
-
-    async def close(self) -> None:
-        await self.engine.close()
-        self.store.close()
-
-    async def restart(self) -> None:
-        """What a process restart does: drop all memory, reopen the file, recover."""
-        await self.close()
-        self.store = Store(str(self.path))
-        self.engine = Engine(self.store, LOADED, clock=self.clock)
-        self.api = ManagementApi(self.store, self.engine, LOADED)
-        self.engine.recover()
-        await self.settle()
+def Harness(path: Path, clock: FakeClock, shared: bool = False) -> BaseHarness:
+    """An in-process store + engine + management API of this module's app."""
+    return BaseHarness(path, clock, LOADED, shared=shared)
 
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path / "engine.sqlite3", FakeClock())
+    h = Harness(tmp_path / "engine.sqlite3", FakeClock(T0))
     yield h
     await h.close()
 
@@ -206,7 +142,7 @@ async def workers(tmp_path: Path) -> AsyncIterator[tuple[Harness, Harness]]:
     one loop, each with its own store connection, cache and clock)."""
     path = tmp_path / "shared.sqlite3"
     lock = lock_database(str(path))
-    a, b = Harness(path, FakeClock(), shared=True), Harness(path, FakeClock(), shared=True)
+    a, b = Harness(path, FakeClock(T0), shared=True), Harness(path, FakeClock(T0), shared=True)
     yield a, b
     await a.close()
     await b.close()
