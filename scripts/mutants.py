@@ -14,6 +14,7 @@ tests still pass *survived*: the script prints the table and exits 1.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -238,7 +239,7 @@ def run(mutant: Mutant, timeout: float, mutate: bool = True) -> tuple[str, float
         # Name the test that failed and why: a test that fails for an unrelated reason (a
         # fixture that cannot start devhost, a missing tool) must not pass for a kill.
         first = next((line for line in result.stdout.splitlines()
-                      if line.startswith(("FAILED ", "ERROR "))), "")
+                      if re.match(r"(FAILED|ERROR) \S+\.py", line)), "")
         detail = first[:200]
     return verdict, time.monotonic() - started, detail
 
