@@ -236,8 +236,9 @@ def run(mutant: Mutant, timeout: float, mutate: bool = True) -> tuple[str, float
     if verdict.startswith("error"):
         print(result.stdout[-2000:], result.stderr[-2000:], sep="\n", file=sys.stderr)
     elif verdict == "killed":
-        # Name the test that failed and why: a test that fails for an unrelated reason (a
-        # fixture that cannot start devhost, a missing tool) must not pass for a kill.
+        # Name the test that failed, so a reader sees the kill came from the intended test and
+        # not from an unrelated failure (a fixture that cannot start devhost, a missing tool);
+        # ``--baseline`` checks that the named tests pass without the change.
         first = next((line for line in result.stdout.splitlines()
                       if re.match(r"(FAILED|ERROR) \S+\.py", line)), "")
         detail = first[:200]
