@@ -9,10 +9,12 @@ tests still pass *survived*: the script prints the table and exits 1.
     python scripts/mutants.py            # run all (``make mutants``)
     python scripts/mutants.py -k stop    # only mutants whose guarantee or file matches "stop"
     python scripts/mutants.py --table    # print the README's mutation table, run nothing
+    python scripts/mutants.py --baseline # the named tests pass without the mutations
 """
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -42,12 +44,12 @@ MUTANTS = [
            "if s.instance_id == key.instance_id), None)",
            (f"{GUARANTEES}::test_check_is_a_point_read_never_a_listing",)),
     Mutant("start is idempotent", "host.json",
-           '      "overridableExistingInstanceStates": "NonRunningStates"',
-           '      "overridableExistingInstanceStates": "AnyState"',
+           '      "overridableExistingInstanceStates": "NonRunningStates",',
+           '      "overridableExistingInstanceStates": "AnyState",',
            (f"{GUARANTEES}::test_thousand_concurrent_starts_of_one_input_make_one_instance",)),
-    Mutant("no lost stop before the first wait", "devhost/engine.py",
-           "        stale = [m.msg_id for m in messages if m not in current]",
-           "        stale = [m.msg_id for m in messages if m not in current or (m.kind == 'event' "
+    Mutant("no lost stop before the first wait", "devhost/episode.py",
+           "    stale = [m.msg_id for m in snap.messages if m not in current]",
+           "    stale = [m.msg_id for m in snap.messages if m not in current or (m.kind == 'event' "
            "and inst.status == RuntimeStatus.PENDING)]; current = [m for m in current "
            "if m.msg_id not in stale]",
            (f"{GUARANTEES}::test_stop_before_orchestrator_waits_is_not_lost",)),
@@ -64,6 +66,8 @@ MUTANTS = [
            "        winner = yield context.task_any([event, timer])",
            "        winner = yield event",
            (f"{GUARANTEES}::test_timer_and_stop_racing_give_exactly_one_outcome",)),
+    # The same guarantee as the row above (an acknowledged stop outlives kill -9), and the same
+    # mutant: the deterministic proof kills it; the chaos test's random kills may miss its window.
     Mutant("survives kill -9 (chaos)", "devhost/management.py",
            "            self.store.enqueue(message, LIVE)",
            "            __import__('asyncio').get_running_loop().call_later("
@@ -82,7 +86,7 @@ MUTANTS = [
            "        return json.loads(payload)",
            "        return payload",
            ("tests/test_orchestrator.py::test_payload_from_python_client_arrives_as_posted",)),
-    Mutant("timeouts over 6 days are split", "devhost/engine.py",
+    Mutant("timeouts over 6 days are split", "devhost/episode.py",
            "                 '\"maximumShortTimerDuration\":\"6.00:00:00\",'",
            "                 '\"maximumShortTimerDuration\":\"12.00:00:00\",'",
            ("tests/devhost/test_engine.py::test_ten_day_timer_is_split_into_3_day_timers_and_fires_only_after_10_days",)),
@@ -111,10 +115,78 @@ MUTANTS = [
            '        self.db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")',
            '        self.db.execute("PRAGMA wal_autocheckpoint=0")',
            ("tests/devhost/test_store.py::test_wal_stays_bounded_under_writes_that_never_pause",)),
+    Mutant("a polling function does not starve devhost", "devhost/fastpath.py",
+           "        await asyncio.sleep(0)",
+           "        pass",
+           ("tests/devhost/test_fastpath_yields.py::test_a_function_polling_get_status_lets_its_orchestration_run",)),
+    Mutant("the management API answers as the host's", "devhost/management.py",
+           '            payload["reason"] = terminate_output(reason)',
+           '            payload["reason"] = reason',
+           ("tests/devhost/test_management.py::test_terminate_reason_that_is_json_becomes_the_output_as_that_json",)),
+    Mutant("a body past the limit is 413, one at it is delivered", "devhost/server.py",
+           "        if declared is not None and declared > self.max_body:",
+           "        if declared is not None and declared >= self.max_body:",
+           ("tests/devhost/test_request_limit.py::test_a_body_at_the_limit_is_accepted_and_delivered_whole",)),
+    Mutant("a huge transaction does not leave the WAL past its limit", "devhost/store.py",
+           '        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()',
+           '        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()',
+           ("tests/devhost/test_store_wal_limit.py",)),
     Mutant("workers die with the supervisor", "devhost/supervisor.py",
            "        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)",
            "        pass",
            ("tests/devhost/test_supervisor.py::test_sigkill_of_the_supervisor_alone_takes_its_workers_down",)),
+    Mutant("a queued stop ends the run (real devhost, Azurite)", "devhost/queues.py",
+           "            body = decode(message.content, self.options.message_encoding)",
+           '            body = decode(message.content, "none")',
+           ("tests/e2e/test_queue_and_retention.py::test_a_queued_stop_ends_the_run_with_its_payload",)),
+    Mutant("a queued stop follows the HTTP stop's rules", "workflow/queue_stop.py",
+           '        payload = parse_payload(json.dumps(document.get("event")).encode("utf-8"))',
+           '        payload = document.get("event")',
+           ("tests/test_queue_stop.py",)),
+    Mutant("retention purges exactly the old finished runs", "workflow/retention.py",
+           "        window_end = min(max(created) + timedelta(seconds=1), cutoff)",
+           "        window_end = max(created) + timedelta(seconds=1)",
+           ("tests/test_retention.py",)),
+    Mutant("a timer missed while devhost was down runs at startup", "devhost/timers.py",
+           "    return due is not None and due <= now",
+           "    return due is not None and due < now",
+           ("tests/devhost/test_timers.py",)),
+    Mutant("the queue trigger decodes as messageEncoding says", "devhost/queues.py",
+           '        return base64.b64decode(text.encode("ascii"), validate=True)',
+           '        return base64.b64decode(text.encode("ascii"))',
+           ("tests/devhost/test_queues.py::test_text_that_is_not_base64_is_refused_when_the_encoding_is_base64",)),
+    Mutant("continue_as_new loses no event", "devhost/episode.py",
+           '               if m.kind == "event" and delivered_at[m.msg_id] > finished_at}',
+           '               if m.kind == "event" and delivered_at[m.msg_id] < finished_at}',
+           ("tests/devhost/test_episode.py::test_event_raised_during_continue_as_new_generations_is_delivered",
+            "tests/devhost/test_episode.py::test_event_landing_with_the_timer_that_continued_as_new_reaches_the_next_generation",
+            "tests/devhost/test_episode.py::test_events_a_generation_had_buffered_die_with_it")),
+    Mutant("control messages outlive a continue_as_new", "devhost/store.py",
+           '                db.execute("DELETE FROM inbox WHERE instance_id=? AND execution_id=?",',
+           "                db.execute(\"DELETE FROM inbox WHERE instance_id=? AND (execution_id=? "
+           "OR kind IN ('terminate', 'suspend'))\",",
+           ("tests/devhost/test_episode.py::test_control_committed_by_the_other_worker_during_continue_as_new_is_kept",)),
+    Mutant("an episode commits only from the status it read", "devhost/episode.py",
+           "                         len(snap.history.texts), expected_status=inst.status, consumed=consumed)",
+           "                         len(snap.history.texts), consumed=consumed)",
+           ("tests/devhost/test_episode.py::test_suspend_committed_by_the_other_worker_before_the_first_episode_is_kept",)),
+    Mutant("one sub-orchestration id, two creators", "devhost/store.py",
+           "                if row is not None and RuntimeStatus(row[0]) not in start.replaceable:",
+           "                if row is not None and RuntimeStatus(row[0]) == RuntimeStatus.RUNNING:",
+           ("tests/devhost/test_episode.py::test_two_parents_racing_for_one_child_id_one_gets_it_the_other_already_exists",
+            "tests/devhost/test_episode.py::test_sub_orchestration_never_replaces_a_client_started_running_instance")),
+    Mutant("non-determinism fails the instance", "devhost/episode.py",
+           "        missing = sorted(t for t in self.facts.scheduled if t >= self.seq)",
+           "        missing = sorted(t for t in self.facts.scheduled if t > self.seq)",
+           ("tests/devhost/test_episode.py::test_replay_that_no_longer_schedules_a_recorded_task_fails_as_non_deterministic",)),
+    Mutant("a failing episode is retried a bounded number of times", "devhost/engine.py",
+           "        if attempts < MAX_ATTEMPTS:",
+           "        if attempts <= MAX_ATTEMPTS:",
+           ("tests/devhost/test_episode.py::test_an_episode_that_keeps_failing_fails_the_instance_after_bounded_tries",)),
+    Mutant("replay stays off the HTTP path", "devhost/engine.py",
+           "                    outcome = await self._compute_aside(snap)",
+           "                    outcome = episode.compute(self.app, snap)",
+           ("tests/devhost/test_episode.py::test_the_loop_keeps_serving_requests_while_a_long_history_replays",)),
 ]
 
 
@@ -142,25 +214,35 @@ def apply(mutant: Mutant, root: Path) -> None:
     path.write_text("\n".join(lines))
 
 
-def run(mutant: Mutant, timeout: float) -> tuple[str, float]:
-    """``killed`` (the tests failed), ``SURVIVED`` (they passed) or ``error`` (no verdict)."""
+def run(mutant: Mutant, timeout: float, mutate: bool = True) -> tuple[str, float, str]:
+    """``killed`` (the tests failed), ``SURVIVED`` (they passed) or ``error`` (no verdict), the
+    seconds it took, and pytest's line for the first failing test."""
     started = time.monotonic()
+    detail = ""
     with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
         root = Path(tmp)
         copy_repository(root)
-        apply(mutant, root)
+        if mutate:
+            apply(mutant, root)
         try:
             result = subprocess.run(
                 [PYTHON, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                  "--timeout=300", *mutant.tests],
                 cwd=root, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return "killed (timeout)", time.monotonic() - started
+            return "killed (timeout)", time.monotonic() - started, detail
     # pytest: 0 all passed, 1 some failed; anything else is a usage/collection problem.
     verdict = {0: "SURVIVED", 1: "killed"}.get(result.returncode, f"error (pytest {result.returncode})")
     if verdict.startswith("error"):
         print(result.stdout[-2000:], result.stderr[-2000:], sep="\n", file=sys.stderr)
-    return verdict, time.monotonic() - started
+    elif verdict == "killed":
+        # Name the test that failed, so a reader sees the kill came from the intended test and
+        # not from an unrelated failure (a fixture that cannot start devhost, a missing tool);
+        # ``--baseline`` checks that the named tests pass without the change.
+        first = next((line for line in result.stdout.splitlines()
+                      if re.match(r"(FAILED|ERROR) \S+\.py", line)), "")
+        detail = first[:200]
+    return verdict, time.monotonic() - started, detail
 
 
 def table() -> str:
@@ -176,17 +258,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", default="", help="only mutants whose guarantee or file contains this")
     parser.add_argument("--table", action="store_true", help="print the README table and exit")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
+    parser.add_argument("--baseline", action="store_true",
+                        help="run the named tests without the mutations: each must pass")
     args = parser.parse_args(argv)
     if args.table:
         print(table())
         return 0
     chosen = [m for m in MUTANTS if args.k in m.guarantee or args.k in m.path]
+    if args.baseline:
+        failing = []
+        for mutant in chosen:
+            verdict, seconds, detail = run(mutant, args.timeout, mutate=False)
+            ok = verdict == "SURVIVED"  # unmutated, the tests passed
+            print(f"{'passes' if ok else 'FAILS ' + verdict:>18}  {seconds:6.1f} s  "
+                  f"{mutant.guarantee}", flush=True)
+            if not ok:
+                failing.append(mutant)
+                print(f"{'':>30}{detail}", flush=True)
+        return 1 if failing else 0
     began = time.monotonic()
     results = []
     for mutant in chosen:
-        verdict, seconds = run(mutant, args.timeout)
+        verdict, seconds, detail = run(mutant, args.timeout)
         results.append((mutant, verdict, seconds))
         print(f"{verdict:>18}  {seconds:6.1f} s  {mutant.guarantee}", flush=True)
+        if detail:
+            print(f"{'':>30}{detail}", flush=True)
     survived = [m for m, verdict, _ in results if not verdict.startswith("killed")]
     print(f"\n{len(results) - len(survived)} of {len(results)} mutants killed in "
           f"{time.monotonic() - began:.0f} s")
