@@ -26,7 +26,6 @@ import functools
 import heapq
 import json
 import logging
-import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
+from devhost import failures, hostlog
 from devhost import history as h
 from devhost.history import EventType
 from devhost.loader import LoadedApp
@@ -281,6 +281,15 @@ class _Episode:
         raise OrchestrationError(f"devhost does not support {what.get(kind, f'action {kind}')}")
 
 
+def _pure_replay(inst: Instance, commit: EpisodeCommit) -> bool:
+    """The episode only replayed: it leaves the instance Running and waiting as before (nothing
+    scheduled, cancelled or sent, the same custom status). Its log lines go to Debug."""
+    return (inst.status == RuntimeStatus.RUNNING and commit.status == RuntimeStatus.RUNNING
+            and not (commit.new_work or commit.messages or commit.children
+                     or commit.cancel_timers)
+            and (not commit.set_custom_status or commit.custom_status == inst.custom_status))
+
+
 class Engine:
     """Drives every instance of one store (see module docstring for guarantees)."""
 
@@ -299,7 +308,9 @@ class Engine:
         self._wakeups: list[tuple[float, str]] = []
         self._wake_handle: asyncio.TimerHandle | None = None
         self._pending: list[_PendingCommit] = []  # episode writes of the running drain
-        self._inflight: set[int] = set()
+        self._inflight: dict[int, WorkItem] = {}  # activity calls running now
+        self._stopping = False  # shutting down: no new activity is dispatched
+        self._closed = False
         self._tasks: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_activities)
         self._pool = ThreadPoolExecutor(max_workers=max_activities,
@@ -358,6 +369,8 @@ class Engine:
         nothing is observed before it is durable.
         """
         self._drain_scheduled = False
+        if self._closed:
+            return  # the inbox keeps the messages for the next start
         budget = 64
         try:
             while self._ready and budget:
@@ -425,19 +438,34 @@ class Engine:
             self.dispatch(item)
         return len(wakes), len(work)
 
+    def running_activities(self) -> list[WorkItem]:
+        """The activity calls running now (a result not yet committed)."""
+        return list(self._inflight.values())
+
     def forget(self, instance_id: str) -> None:
         """Drop cached history (the instance was replaced or purged)."""
         self._cache.pop(instance_id, None)
 
-    async def close(self) -> None:
-        """Stop timers and in-flight activities (their work rows stay for the next start)."""
+    async def close(self, grace: float = 0.0) -> list[WorkItem]:
+        """Dispatch no new activity, give the running ones up to ``grace`` seconds (a result
+        that arrives is committed, and episodes keep running meanwhile), then stop timers and
+        cancel the rest: their work rows stay, so they run again at the next start.
+
+        Returns: the activity calls that were cancelled (will run again).
+        """
+        self._stopping = True
+        if grace > 0 and self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        self._closed = True
         if self._wake_handle is not None:
             self._wake_handle.cancel()
+        unfinished = self.running_activities()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        return unfinished
 
     # ---- events --------------------------------------------------------------------------------
 
@@ -580,6 +608,9 @@ class Engine:
         episode = _Episode(self, inst, facts, at)
         state: dict[str, Any] | None = None
         error: str | None = None
+        user_exc: BaseException | None = None
+        invocation = hostlog.Invocation(inst.name, hostlog.DURABLE_REASON, inst.instance_id,
+                                        defer=True)
         try:
             if orchestrator is None:
                 raise OrchestrationError(
@@ -591,6 +622,7 @@ class Engine:
             except OrchestrationError:
                 raise
             except Exception as exc:  # the user's orchestrator failed: OOProc error schema
+                user_exc = exc.__cause__ or exc  # the SDK re-raises the user's "from" it
                 text = str(exc)
                 head, sep, tail = text.partition(_OOPROC_MARKER)
                 if sep:
@@ -599,9 +631,6 @@ class Engine:
                     except ValueError:
                         state = None
                 error = (state or {}).get("error") or head or type(exc).__name__
-                if state is None:
-                    log.warning("orchestrator %s raised outside the SDK:\n%s", inst.name,
-                                "".join(traceback.format_exception(exc)))
             if state is not None and error is None and state.get("error"):
                 error = state["error"]
             can = None
@@ -660,6 +689,11 @@ class Engine:
             texts = [_as_played(t) for t in new_texts] + [
                 _dumps({**ev, "IsPlayed": True}) for ev in all_new[len(new_events):]]
         commit.new_events = texts
+        if error is not None:
+            invocation.failed(user_exc, None if user_exc else error)
+        else:
+            invocation.succeeded(quiet=finished_as is None and not commit.reset_history
+                                 and _pure_replay(inst, commit))
 
         def after(scheduled: list[WorkItem]) -> None:
             if finished_as is not None or commit.reset_history:
@@ -692,9 +726,9 @@ class Engine:
 
     def dispatch(self, item: WorkItem) -> None:
         """Run an activity in the background; its result is committed, then its instance woken."""
-        if item.work_id in self._inflight:
-            return
-        self._inflight.add(item.work_id)
+        if item.work_id in self._inflight or self._stopping:
+            return  # stopping: the work row stays and runs at the next start
+        self._inflight[item.work_id] = item
         task = self.loop.create_task(self._run_activity(item))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -704,7 +738,7 @@ class Engine:
             async with self._slots:
                 event = await self._invoke_activity(item)
         finally:
-            self._inflight.discard(item.work_id)
+            self._inflight.pop(item.work_id, None)
         at = self.now()
         event["Timestamp"] = h.format_timestamp(at)
         if self.store.complete_work(item.work_id, NewMessage(
@@ -713,10 +747,12 @@ class Engine:
 
     async def _invoke_activity(self, item: WorkItem) -> dict[str, Any]:
         activity = self.app.activities.get(item.name)
+        if activity is None:
+            return h.event(EventType.TASK_FAILED, 0, -1, TaskScheduledId=item.task_id,
+                           Reason=f"The function '{item.name}' doesn't exist, is disabled, or is "
+                                  f"not an activity function.", Details=None)
+        invocation = hostlog.Invocation(item.name, hostlog.DURABLE_REASON, item.instance_id)
         try:
-            if activity is None:
-                raise LookupError(f"The function '{item.name}' doesn't exist, is disabled, or is "
-                                  f"not an activity function.")
             value = None if item.input is None else ActivityTriggerConverter.decode(
                 meta.Datum(type="json", value=item.input), trigger_metadata=None)
             kwargs = {activity.input_param: value}
@@ -726,12 +762,13 @@ class Engine:
                 result = await self.loop.run_in_executor(
                     self._pool, functools.partial(activity.user_function, **kwargs))
             datum = ActivityTriggerConverter.encode(result, expected_type=None)
-            return h.event(EventType.TASK_COMPLETED, 0, -1, TaskScheduledId=item.task_id,
-                           Result=datum.value)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            invocation.failed(exc)
+            reason, details = failures.activity_failure(item.name, exc)
             return h.event(EventType.TASK_FAILED, 0, -1, TaskScheduledId=item.task_id,
-                           Reason=f"Activity function '{item.name}' failed: "
-                                  f"{type(exc).__name__}: {exc}",
-                           Details="".join(traceback.format_exception(exc)))
+                           Reason=reason, Details=details)
+        invocation.succeeded()
+        return h.event(EventType.TASK_COMPLETED, 0, -1, TaskScheduledId=item.task_id,
+                       Result=datum.value)

@@ -2,10 +2,12 @@
 
 Guarantees: :meth:`Devhost.start` returns once the port is bound and every pending instance,
 timer and activity of the database has been re-armed; :meth:`Devhost.stop` stops accepting
-requests, cancels in-flight activities (their work stays queued) and releases the database.
+requests, lets in-flight requests and activities finish within the grace period (their results
+are committed), cancels what is left (its work stays queued) and releases the database.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from devhost.engine import Engine
 from devhost.loader import LoadedApp, load_app, load_settings
 from devhost.management import RPC_PATH, ManagementApi
 from devhost.server import DevServer
-from devhost.store import Store
+from devhost.store import Store, WorkItem
 
 log = logging.getLogger("devhost")
 
@@ -35,6 +37,8 @@ class Config:
     workers: int = 1
     #: Which worker this process is (0 also resumes the database's pending work).
     worker_index: int = 0
+    #: Seconds a shutdown waits for running requests and activities (see devhost.shutdown).
+    grace: float = 30.0
 
     @property
     def shared(self) -> bool:
@@ -74,7 +78,8 @@ class Devhost:
             management = ManagementApi(self.store, self.engine, self.app)
             server = DevServer(self.app, self.engine, management)
             self._runner = web.AppRunner(server.build(), access_log=None,
-                                         handle_signals=False)
+                                         handle_signals=False,
+                                         shutdown_timeout=self.config.grace)
             await self._runner.setup()
             # Workers each listen on the same port; the kernel spreads connections among them.
             site = web.TCPSite(self._runner, self.config.host, self.config.port,
@@ -94,13 +99,23 @@ class Devhost:
             self.store.close()
             raise
 
-    async def stop(self) -> None:
-        """Stop serving and release everything (idempotent)."""
+    async def stop(self) -> list[WorkItem]:
+        """Stop accepting requests, give running requests and activities the grace period,
+        then release everything (idempotent).
+
+        Returns: the activity calls that did not finish in time (they run again at next start).
+        """
+        unfinished: list[WorkItem] = []
+        # Both drain at once, so the whole shutdown takes at most one grace period.
+        waits = []
         if self._runner is not None:
-            await self._runner.cleanup()
+            waits.append(self._runner.cleanup())
             self._runner = None
         if self.engine is not None:
-            await self.engine.close()
+            waits.append(self.engine.close(self.config.grace))
+        results = await asyncio.gather(*waits)
+        if self.engine is not None:
+            unfinished = results[-1]
             self.engine = None
         try:
             from azure.durable_functions.models.utils import http_utils
@@ -110,3 +125,4 @@ class Devhost:
         if self.store is not None:
             self.store.close()
             self.store = None
+        return unfinished

@@ -10,7 +10,9 @@ Guarantees:
   on the same database is refused as with one worker.
 - Workers die with the supervisor, also when it is killed with SIGKILL (``PR_SET_PDEATHSIG``),
   so a kill -9 of the supervisor is a crash of the whole devhost, never a half-alive one.
-- SIGTERM or SIGINT stops every worker gracefully; if one worker exits on its own, the others
+- SIGTERM or SIGINT is forwarded to every worker as SIGTERM (each one drains for the grace
+  period, see :mod:`devhost.shutdown`; a second signal stops them at once); the supervisor waits
+  for all of them and exits 0 if all stopped cleanly. If one worker exits on its own, the others
   are stopped and the supervisor exits with that worker's failure code.
 """
 from __future__ import annotations
@@ -106,6 +108,8 @@ def run(config: Config, serve: Callable[[Config], Awaitable[int]]) -> int:
             # A worker that exits on its own (a failed start, a crash) takes the rest down.
             code = exit_code if exit_code > 0 else 1
             stop_all()
+        elif exit_code != 0 and code == 0:
+            code = exit_code if exit_code > 0 else 1  # a worker that failed to stop cleanly
     if reserved is not None:
         reserved.close()
     lock.close()

@@ -1,0 +1,240 @@
+"""Logs like the Functions host's: its categories, ``host.json`` levels and invocation lines.
+
+Every function invocation logs, in category ``Function.<name>`` (the host's wording)::
+
+    Executing 'Functions.<name>' (Reason='<why>', Id=<invocation id>)
+    Executed 'Functions.<name>' (Succeeded, Id=<invocation id>, Duration=<n>ms)
+
+The reason is the host's: ``This function was programmatically called via the host APIs.`` for
+HTTP triggers, ``(null)`` for orchestrator and activity triggers. A failure is one Error record,
+``Executed ... (Failed, ...)`` followed by the exception type, message, the user's own frames
+(:mod:`devhost.failures`) and, for Durable functions, the instance id.
+
+Orchestrator episodes: the host logs one pair per episode. An episode that is a *pure replay*
+(the orchestrator replayed and is waiting exactly as before: nothing scheduled, no status or
+custom status change, e.g. each completion of a fan-out but the last, or an event nobody waits
+for yet) logs its pair at Debug, so fan-outs do not flood an Information log.
+
+Levels (``host.json`` ``logging.logLevel``) are read the way the host's
+``Microsoft.Extensions.Logging`` rule selector reads them: for a category, the rule whose name
+is the longest case-insensitive prefix of it wins (one ``*`` may stand for any text), ``default``
+covers the rest; levels are ``Trace, Debug, Information, Warning, Error, Critical, None``. The
+command line's ``--log-level`` replaces them all. Python logger names are the categories, so
+``"Function": "Warning"`` hides every Executing/Executed line, ``"Function.hello"`` one
+function's, and ``"devhost"`` devhost's own messages.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from devhost import failures
+
+HTTP_REASON = "This function was programmatically called via the host APIs."
+DURABLE_REASON = "(null)"
+
+TRACE = 5
+#: Above CRITICAL: the category logs nothing.
+NONE = logging.CRITICAL + 10
+LEVELS = {"trace": TRACE, "debug": logging.DEBUG, "information": logging.INFO,
+          "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
+          "error": logging.ERROR, "critical": logging.CRITICAL, "none": NONE}
+_HOST_NAMES = "Trace, Debug, Information, Warning, Error, Critical, None"
+#: Categories printed as the host prints them (no level or category prefix).
+_HOST_CATEGORIES = ("Function.", "Host.", "DurableTask.", "Microsoft.", "Worker.")
+
+logging.addLevelName(TRACE, "TRACE")
+
+
+def parse_level(text: Any) -> int:
+    """A host (``Information``) or Python (``INFO``) level name, case-insensitive.
+
+    Raises: ValueError naming the accepted names.
+    """
+    level = LEVELS.get(str(text).strip().lower())
+    if level is None:
+        raise ValueError(f"{text!r} is not a log level (use one of {_HOST_NAMES})")
+    return level
+
+
+@dataclass(frozen=True)
+class LogLevels:
+    """The level of every category: ``rules`` maps a category prefix (``*`` wildcard allowed)
+    to a level; ``default`` covers categories no rule matches."""
+
+    default: int = logging.INFO
+    rules: tuple[tuple[str, int], ...] = ()
+    _cache: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_host_json(cls, host: Mapping[str, Any], override: str | None = None
+                       ) -> "LogLevels":
+        """The levels ``host.json`` sets (``override``, the command line's, replaces them).
+
+        Raises: ValueError for a level name the host would not accept.
+        """
+        if override:
+            return cls(parse_level(override))
+        section = ((host.get("logging") or {}).get("logLevel") or {})
+        if not isinstance(section, Mapping):
+            raise ValueError("host.json logging.logLevel must be an object")
+        default = logging.INFO
+        rules = []
+        for name, value in section.items():
+            try:
+                level = parse_level(value)
+            except ValueError as exc:
+                raise ValueError(f"host.json logging.logLevel.{name}: {exc}") from None
+            if name.lower() == "default":
+                default = level
+            else:
+                rules.append((name, level))
+        return cls(default, tuple(rules))
+
+    def level_for(self, category: str) -> int:
+        """The level of ``category``: the longest matching rule's, else ``default``."""
+        level = self._cache.get(category)
+        if level is None:
+            level, best = self.default, -1
+            lowered = category.lower()
+            for name, rule_level in self.rules:
+                prefix, star, suffix = name.lower().partition("*")
+                if star and (not lowered.startswith(prefix) or not lowered.endswith(suffix)
+                             or len(lowered) < len(prefix) + len(suffix)):
+                    continue
+                if not star and not lowered.startswith(prefix):
+                    continue
+                # Later rules win ties, as in the host's rule selector.
+                if len(name) >= best:
+                    level, best = rule_level, len(name)
+            self._cache[category] = level
+        return level
+
+    @property
+    def lowest(self) -> int:
+        return min([self.default, *(level for _, level in self.rules)])
+
+
+_levels = LogLevels()
+_function_loggers: dict[str, logging.Logger] = {}
+
+
+class _CategoryFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= _levels.level_for(record.name)
+
+
+class HostFormatter(logging.Formatter):
+    """``[<UTC time>Z] <message>`` like Core Tools; records of other categories (devhost's own,
+    libraries') also name their category and level."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + \
+            f".{int(record.msecs):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        stamp = self.formatTime(record)
+        if record.name == "root" or record.name.startswith(_HOST_CATEGORIES):
+            return f"[{stamp}] {text}"
+        return f"[{stamp}] {record.name} {record.levelname}: {text}"
+
+
+def read_host_json(directory: str) -> dict[str, Any]:
+    """``<directory>/host.json`` parsed, or ``{}`` when it is missing or not JSON (the app
+    loader reports a broken host.json)."""
+    try:
+        with open(os.path.join(directory, "host.json"), encoding="utf-8-sig") as fh:
+            host = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return host if isinstance(host, dict) else {}
+
+
+def configure(levels: LogLevels, stream: Any = None) -> None:
+    """Send every log record through one handler that applies ``levels`` per category."""
+    global _levels
+    _levels = levels
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(HostFormatter())
+    handler.addFilter(_CategoryFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    # Records below every rule are never even created.
+    root.setLevel(min(levels.lowest, logging.CRITICAL))
+    for name, logger in _function_loggers.items():
+        logger.setLevel(levels.level_for(logger.name))
+
+
+def function_logger(name: str) -> logging.Logger:
+    """The logger of category ``Function.<name>``, its level set from the rules (so a disabled
+    line costs one comparison)."""
+    logger = _function_loggers.get(name)
+    if logger is None:
+        # setLevel clears every logger's cache: once per function, never per invocation.
+        logger = logging.getLogger(f"Function.{name}")
+        logger.setLevel(_levels.level_for(logger.name))
+        _function_loggers[name] = logger
+    return logger
+
+
+class Invocation:
+    """One function invocation's Executing/Executed lines.
+
+    ``defer``: log Executing only when the outcome is known (an orchestrator episode learns
+    only at its end whether it was a pure replay, logged at Debug).
+    """
+
+    __slots__ = ("name", "reason", "instance_id", "id", "logger", "_began", "_deferred")
+
+    def __init__(self, name: str, reason: str, instance_id: str | None = None, *,
+                 invocation_id: str | None = None, defer: bool = False) -> None:
+        self.name, self.reason, self.instance_id = name, reason, instance_id
+        self.id = invocation_id or str(uuid.uuid4())
+        self.logger = function_logger(name)
+        self._began = time.perf_counter()
+        self._deferred = defer
+        if not defer:
+            self._executing(logging.INFO)
+
+    def _executing(self, level: int) -> None:
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, "Executing 'Functions.%s' (Reason='%s', Id=%s)",
+                            self.name, self.reason, self.id)
+
+    def _duration(self) -> int:
+        return round((time.perf_counter() - self._began) * 1000)
+
+    def succeeded(self, quiet: bool = False) -> None:
+        """Log ``Executed (Succeeded)``; ``quiet`` (a pure replay) logs the pair at Debug."""
+        level = logging.DEBUG if quiet else logging.INFO
+        if self._deferred:
+            self._executing(level)
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)",
+                            self.name, self.id, self._duration())
+
+    def failed(self, exc: BaseException | None = None, message: str | None = None) -> None:
+        """Log the failure once, at Error: ``exc`` (the user's exception: type, message, the
+        user's frames) or, for a failure that is not a user exception, ``message``."""
+        if self._deferred:
+            self._executing(logging.INFO)
+        if not self.logger.isEnabledFor(logging.ERROR):
+            return
+        where = f" (instance '{self.instance_id}')" if self.instance_id else ""
+        if exc is not None:
+            detail = failures.host_text(exc).rstrip("\n")
+        else:
+            detail = f"Result: Failure\nException: {message}"
+        self.logger.error(
+            "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n"
+            "Exception while executing function: Functions.%s%s. %s",
+            self.name, self.id, self._duration(), self.name, where, detail)
