@@ -193,17 +193,25 @@ class Invocation:
     only at its end whether it was a pure replay, logged at Debug).
     """
 
-    __slots__ = ("name", "reason", "instance_id", "id", "logger", "_began", "_deferred")
+    __slots__ = ("name", "reason", "instance_id", "logger", "_id", "_began", "_deferred")
 
     def __init__(self, name: str, reason: str, instance_id: str | None = None, *,
-                 invocation_id: str | None = None, defer: bool = False) -> None:
+                 defer: bool = False) -> None:
         self.name, self.reason, self.instance_id = name, reason, instance_id
-        self.id = invocation_id or str(uuid.uuid4())
         self.logger = function_logger(name)
+        self._id: str | None = None
         self._began = time.perf_counter()
         self._deferred = defer
         if not defer:
             self._executing(logging.INFO)
+
+    @property
+    def id(self) -> str:
+        """The invocation id (a UUID, made when first needed: most invocations of a quiet
+        log never show it)."""
+        if self._id is None:
+            self._id = str(uuid.uuid4())
+        return self._id
 
     def _executing(self, level: int) -> None:
         if self.logger.isEnabledFor(level):
