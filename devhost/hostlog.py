@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -125,6 +126,36 @@ _levels = LogLevels()
 _function_loggers: dict[str, logging.Logger] = {}
 
 
+#: Per thread: the records an orchestrator episode's code logged while its Executing line is
+#: deferred (None: not holding).
+_held = threading.local()
+_handler: "_HostHandler | None" = None
+
+
+class _HostHandler(logging.StreamHandler):
+    """Writes records; while an episode runs on this thread, holds them so that they come out
+    between its Executing and Executed lines, as on the host."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        held = getattr(_held, "records", None)
+        if held is not None and not record.name.startswith("devhost"):
+            held.append(record)
+        else:
+            super().emit(record)
+
+
+def _hold() -> None:
+    _release()  # an episode that never finished (a devhost error) must not keep its records
+    _held.records = []
+
+
+def _release() -> None:
+    records, _held.records = getattr(_held, "records", None), None
+    if records and _handler is not None:
+        for record in records:
+            _handler.emit(record)
+
+
 class _CategoryFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= _levels.level_for(record.name)
@@ -159,9 +190,9 @@ def read_host_json(directory: str) -> dict[str, Any]:
 
 def configure(levels: LogLevels, stream: Any = None) -> None:
     """Send every log record through one handler that applies ``levels`` per category."""
-    global _levels
+    global _levels, _handler
     _levels = levels
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _handler = _HostHandler(stream or sys.stderr)
     handler.setFormatter(HostFormatter())
     handler.addFilter(_CategoryFilter())
     root = logging.getLogger()
@@ -190,10 +221,12 @@ class Invocation:
     """One function invocation's Executing/Executed lines.
 
     ``defer``: log Executing only when the outcome is known (an orchestrator episode learns
-    only at its end whether it was a pure replay, logged at Debug).
+    only at its end whether it was a pure replay, logged at Debug). The deferred line carries
+    the time the invocation began, but is written after what the function itself logged.
     """
 
-    __slots__ = ("name", "reason", "instance_id", "logger", "_id", "_began", "_deferred")
+    __slots__ = ("name", "reason", "instance_id", "logger", "_id", "_began", "_deferred",
+                 "_began_wall")
 
     def __init__(self, name: str, reason: str, instance_id: str | None = None, *,
                  defer: bool = False) -> None:
@@ -202,7 +235,10 @@ class Invocation:
         self._id: str | None = None
         self._began = time.perf_counter()
         self._deferred = defer
-        if not defer:
+        self._began_wall = time.time() if defer else 0.0
+        if defer:
+            _hold()
+        else:
             self._executing(logging.INFO)
 
     @property
@@ -214,9 +250,26 @@ class Invocation:
         return self._id
 
     def _executing(self, level: int) -> None:
-        if self.logger.isEnabledFor(level):
-            self.logger.log(level, "Executing 'Functions.%s' (Reason='%s', Id=%s)",
-                            self.name, self.reason, self.id)
+        if not self.logger.isEnabledFor(level):
+            return
+        args = (self.name, self.reason, self.id)
+        if not self._deferred:
+            self.logger.log(level, "Executing 'Functions.%s' (Reason='%s', Id=%s)", *args)
+            return
+        record = self.logger.makeRecord(self.logger.name, level, __file__, 0,
+                                        "Executing 'Functions.%s' (Reason='%s', Id=%s)", args,
+                                        None)
+        record.created = self._began_wall
+        record.msecs = (self._began_wall - int(self._began_wall)) * 1000
+        self.logger.handle(record)
+
+    def _finish_deferred(self, level: int) -> None:
+        """Executing, then what the episode logged meanwhile (held until now)."""
+        records, _held.records = getattr(_held, "records", None), None
+        self._executing(level)
+        if records and _handler is not None:
+            for record in records:
+                _handler.emit(record)
 
     def _duration(self) -> int:
         return round((time.perf_counter() - self._began) * 1000)
@@ -225,7 +278,7 @@ class Invocation:
         """Log ``Executed (Succeeded)``; ``quiet`` (a pure replay) logs the pair at Debug."""
         level = logging.DEBUG if quiet else logging.INFO
         if self._deferred:
-            self._executing(level)
+            self._finish_deferred(level)
         if self.logger.isEnabledFor(level):
             self.logger.log(level, "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)",
                             self.name, self.id, self._duration())
@@ -234,7 +287,7 @@ class Invocation:
         """Log the failure once, at Error: ``exc`` (the user's exception: type, message, the
         user's frames) or, for a failure that is not a user exception, ``message``."""
         if self._deferred:
-            self._executing(logging.INFO)
+            self._finish_deferred(logging.INFO)
         if not self.logger.isEnabledFor(logging.ERROR):
             return
         where = f" (instance '{self.instance_id}')" if self.instance_id else ""

@@ -159,6 +159,14 @@ async def test_every_invocation_logs_executing_and_executed_with_one_id(
     assert by_function["greet"] == ["(null)"]
     # Two orchestrator episodes: the start, and the activity's result.
     assert by_function["hello"] == ["(null)", "(null)"]
+    # What the orchestrator logs comes out between its episode's two lines, as on the host.
+    lines = [line for line in log.splitlines() if "Functions.hello'" in line
+             or f"hello orchestrator episode for {key}" in line]
+    assert len(lines) == 6
+    for executing, own, executed in (lines[0:3], lines[3:6]):
+        ids = EXECUTING.search(executing), EXECUTED.search(executed)
+        assert ids[0] and ids[1] and ids[0][3] == ids[1][3], (executing, executed)
+        assert f"hello orchestrator episode for {key}" in own
 
 
 async def test_a_failed_activity_is_logged_once_with_its_frames_and_instance_and_fails_the_run(

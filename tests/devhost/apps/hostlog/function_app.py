@@ -10,6 +10,7 @@ Orchestrators: hello (one activity), order (its activity fails), broken (fails i
 
 # No ``from __future__ import annotations``: the Python worker checks binding annotations.
 import json
+import logging
 import os
 import time
 
@@ -66,6 +67,7 @@ def hold(req: dict) -> str:
 
 @app.orchestration_trigger(context_name="context")
 def hello(context: df.DurableOrchestrationContext):
+    logging.info("hello orchestrator episode for %s", context.instance_id)
     return (yield context.call_activity("greet", context.get_input()))
 
 
