@@ -759,8 +759,8 @@ class Engine:
             if activity.is_async:
                 result = await activity.user_function(**kwargs)
             else:
-                result = await self.loop.run_in_executor(
-                    self._pool, functools.partial(activity.user_function, **kwargs))
+                result = await self.loop.run_in_executor(self._pool, hostlog.in_context(
+                    functools.partial(activity.user_function, **kwargs)))
             datum = ActivityTriggerConverter.encode(result, expected_type=None)
         except asyncio.CancelledError:
             raise

@@ -19,12 +19,16 @@ Levels (``host.json`` ``logging.logLevel``) are read the way the host's
 ``Microsoft.Extensions.Logging`` rule selector reads them: for a category, the rule whose name
 is the longest case-insensitive prefix of it wins (one ``*`` may stand for any text), ``default``
 covers the rest; levels are ``Trace, Debug, Information, Warning, Error, Critical, None``. The
-command line's ``--log-level`` replaces them all. Python logger names are the categories, so
-``"Function": "Warning"`` hides every Executing/Executed line, ``"Function.hello"`` one
-function's, and ``"devhost"`` devhost's own messages.
+command line's ``--log-level`` replaces them all. Python logger names are the categories, except
+that whatever a function's code logs (through any Python logger) is in ``Function.<name>.User``,
+as the Python worker reports it. So ``"Function": "Warning"`` hides every Executing/Executed
+line and the functions' own Information logs, ``"Function.hello"`` one function's, and
+``"devhost"`` devhost's own messages.
 """
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
 import logging
 import os
@@ -33,7 +37,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from devhost import failures
 
@@ -156,9 +160,35 @@ def _release() -> None:
             _handler.emit(record)
 
 
+#: The function whose code runs in this context (its task, or a thread it was handed to with
+#: :func:`in_context`): what it logs is in category ``Function.<name>.User``.
+_running: contextvars.ContextVar[str | None] = contextvars.ContextVar("devhost_function",
+                                                                     default=None)
+
+
+def category(record: logging.LogRecord) -> str:
+    """The host category of a record: ``Function.<name>.User`` for what a function's code
+    logs through any Python logger (as the Python worker reports it), else the logger name."""
+    found = getattr(record, "category", None)
+    if found is None:
+        running = _running.get()
+        found = record.name
+        if running is not None and not found.startswith(_HOST_CATEGORIES) \
+                and not found.startswith("devhost"):
+            found = f"Function.{running}.User"
+        record.category = found
+    return found
+
+
+def in_context(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` to run in a thread pool, seeing the caller's running function (thread pools do
+    not carry context variables over)."""
+    return functools.partial(contextvars.copy_context().run, fn)
+
+
 class _CategoryFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= _levels.level_for(record.name)
+        return record.levelno >= _levels.level_for(category(record))
 
 
 class HostFormatter(logging.Formatter):
@@ -172,7 +202,7 @@ class HostFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         stamp = self.formatTime(record)
-        if record.name == "root" or record.name.startswith(_HOST_CATEGORIES):
+        if record.name == "root" or category(record).startswith(_HOST_CATEGORIES):
             return f"[{stamp}] {text}"
         return f"[{stamp}] {record.name} {record.levelname}: {text}"
 
@@ -226,7 +256,7 @@ class Invocation:
     """
 
     __slots__ = ("name", "reason", "instance_id", "logger", "_id", "_began", "_deferred",
-                 "_began_wall")
+                 "_began_wall", "_outer")
 
     def __init__(self, name: str, reason: str, instance_id: str | None = None, *,
                  defer: bool = False) -> None:
@@ -236,6 +266,8 @@ class Invocation:
         self._began = time.perf_counter()
         self._deferred = defer
         self._began_wall = time.time() if defer else 0.0
+        self._outer = _running.get()
+        _running.set(name)
         if defer:
             _hold()
         else:
@@ -276,6 +308,7 @@ class Invocation:
 
     def succeeded(self, quiet: bool = False) -> None:
         """Log ``Executed (Succeeded)``; ``quiet`` (a pure replay) logs the pair at Debug."""
+        _running.set(self._outer)
         level = logging.DEBUG if quiet else logging.INFO
         if self._deferred:
             self._finish_deferred(level)
@@ -286,6 +319,7 @@ class Invocation:
     def failed(self, exc: BaseException | None = None, message: str | None = None) -> None:
         """Log the failure once, at Error: ``exc`` (the user's exception: type, message, the
         user's frames) or, for a failure that is not a user exception, ``message``."""
+        _running.set(self._outer)
         if self._deferred:
             self._finish_deferred(logging.INFO)
         if not self.logger.isEnabledFor(logging.ERROR):

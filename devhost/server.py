@@ -145,7 +145,7 @@ class DevServer:
                 result = await fn.user_function(**kwargs)
             else:
                 result = await asyncio.get_running_loop().run_in_executor(
-                    None, functools.partial(fn.user_function, **kwargs))
+                    None, hostlog.in_context(functools.partial(fn.user_function, **kwargs)))
             response = _to_response(result)
         except Exception as exc:
             # The real host answers an unhandled function exception with a bare 500.

@@ -159,6 +159,9 @@ async def test_every_invocation_logs_executing_and_executed_with_one_id(
     assert by_function["greet"] == ["(null)"]
     # Two orchestrator episodes: the start, and the activity's result.
     assert by_function["hello"] == ["(null)", "(null)"]
+    # A sync activity logs from devhost's thread pool, through its own logger: still the
+    # function's category (Function.greet.User), printed plainly.
+    assert re.search(r"\[[\dT:.-]+Z\] greeting ada\n", log), log
     # What the orchestrator logs comes out between its episode's two lines, as on the host.
     lines = [line for line in log.splitlines() if "Functions.hello'" in line
              or f"hello orchestrator episode for {key}" in line]
@@ -166,7 +169,8 @@ async def test_every_invocation_logs_executing_and_executed_with_one_id(
     for executing, own, executed in (lines[0:3], lines[3:6]):
         ids = EXECUTING.search(executing), EXECUTED.search(executed)
         assert ids[0] and ids[1] and ids[0][3] == ids[1][3], (executing, executed)
-        assert f"hello orchestrator episode for {key}" in own
+        # The function's own log, in category Function.hello.User, printed as the host does.
+        assert re.fullmatch(rf"\[[\dT:.-]+Z\] hello orchestrator episode for {key}", own), own
 
 
 async def test_a_failed_activity_is_logged_once_with_its_frames_and_instance_and_fails_the_run(
@@ -231,7 +235,7 @@ async def test_host_json_levels_hide_lines_by_category_and_show_pure_replays_at_
     app = _app_with_levels(tmp_path, {"default": "Information", "Function": "Warning",
                                       "Function.waiter": "Debug"})
     host = start_devhost(app)
-    key, order = fresh_id("wait"), fresh_id("order")
+    key, order, hello = fresh_id("wait"), fresh_id("order"), fresh_id("hello")
     async with aiohttp.ClientSession() as session:
         api = Api(session, host.url)
         await api.start("waiter", None, instance_id=key)
@@ -244,9 +248,13 @@ async def test_host_json_levels_hide_lines_by_category_and_show_pure_replays_at_
         assert (await api.wait_for(key))["output"] == 2
         await api.start("order", order, instance_id=order)
         await api.wait_for(order)
+        await api.start("hello", "ada", instance_id=hello)
+        await api.wait_for(hello)
     log = host.log.read_text()
     names = [m[1] for m in EXECUTING.finditer(log)]
     assert "start" not in names and "hello" not in names  # "Function": "Warning" hides them
+    # ... and what the functions log at Information (Function.hello.User).
+    assert "hello orchestrator episode" not in log
     assert names.count("waiter") == 3  # start, the pure replay (Debug), the event
     # Errors pass a Warning level: the failure is still there.
     assert "Executed 'Functions.reserve' (Failed" in log

@@ -42,6 +42,7 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.activity_trigger(input_name="name")
 def greet(name: str) -> str:
+    logging.getLogger("shop.greetings").info("greeting %s", name)
     return f"Hello {name}"
 
 
