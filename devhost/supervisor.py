@@ -108,8 +108,10 @@ def run(config: Config, serve: Callable[[Config], Awaitable[int]]) -> int:
             # A worker that exits on its own (a failed start, a crash) takes the rest down.
             code = exit_code if exit_code > 0 else 1
             stop_all()
-        elif exit_code != 0 and code == 0:
-            code = exit_code if exit_code > 0 else 1  # a worker that failed to stop cleanly
+        elif exit_code > 0 and code == 0:
+            # A worker that failed while stopping. One killed by the forwarded SIGTERM before
+            # it had installed its handlers (still starting) had nothing to finish: clean.
+            code = exit_code
     if reserved is not None:
         reserved.close()
     lock.close()
