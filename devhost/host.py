@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from devhost import fastpath
+from devhost import fastpath, shutdown
 from devhost.engine import Engine
 from devhost.loader import LoadedApp, load_app, load_settings
 from devhost.management import RPC_PATH, ManagementApi
@@ -38,7 +38,7 @@ class Config:
     #: Which worker this process is (0 also resumes the database's pending work).
     worker_index: int = 0
     #: Seconds a shutdown waits for running requests and activities (see devhost.shutdown).
-    grace: float = 30.0
+    grace: float = shutdown.DEFAULT_GRACE
 
     @property
     def shared(self) -> bool:

@@ -117,6 +117,29 @@ async def test_an_activity_past_the_grace_period_is_named_and_runs_again_after_r
     assert len(runs.read_text().split()) == 2  # at least once: the cut run and the rerun
 
 
+async def test_sigterm_lets_a_running_http_request_finish(
+        tmp_path: Path, hosts: list[DevhostProcess]) -> None:
+    host = DevhostProcess(APP, tmp_path / "db.sqlite3")
+    hosts.append(host.start())
+    key = fresh_id("wait")
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(Api(session, host.url).request(
+            "GET", f"/api/wait/{key}?dir={tmp_path}"))
+        await _wait_for_file(tmp_path / f"{key}.runs")
+        assert host.proc is not None
+        host.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(_wait_until, lambda: _refuses_connections(host.url),
+                                "devhost kept accepting connections")
+        # Long enough for a shutdown that does not wait to cut the request; the 30 s grace
+        # period makes this never fail for one that does.
+        await asyncio.sleep(1.0)
+        assert not request.done() and host.proc.poll() is None
+        (tmp_path / f"{key}.release").touch()
+        code, _, body = await request
+    assert (code, body) == (200, "released")  # answered, although devhost was stopping
+    assert await asyncio.to_thread(host.proc.wait, 30) == 0, host.output()
+
+
 async def test_a_second_signal_stops_at_once_and_names_the_running_activity(
         tmp_path: Path, hosts: list[DevhostProcess]) -> None:
     host = DevhostProcess(APP, tmp_path / "db.sqlite3")

@@ -3,6 +3,7 @@ tests/devhost/test_shutdown.py).
 
     POST /api/orchestrators/{functionName}/{instanceId?}  -> start_new + check-status 202
     GET  /api/boom                                        -> raises (the host answers 500)
+    GET  /api/wait/{key}?dir=                             -> waits for <dir>/<key>.release
 
 Orchestrators: hello (one activity), order (its activity fails), broken (fails itself), waiter
 (waits for "Go"), holding (an activity that waits for a release file).
@@ -38,6 +39,13 @@ def _check_stock(item):
 def boom(req: func.HttpRequest) -> func.HttpResponse:
     _check_stock("http-widget")
     return func.HttpResponse("unreachable")
+
+
+@app.route(route="wait/{key}", methods=["GET"])
+def wait(req: func.HttpRequest) -> func.HttpResponse:
+    """Like ``hold``, as an HTTP request: ``?dir=`` holds the files."""
+    answer = hold({"dir": req.params["dir"], "key": req.route_params["key"]})
+    return func.HttpResponse(answer)
 
 
 @app.activity_trigger(input_name="name")
