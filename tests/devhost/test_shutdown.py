@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import os
 import signal
 import time
 import urllib.error
@@ -156,3 +157,23 @@ async def test_a_second_signal_stops_at_once_and_names_the_running_activity(
     assert host.proc.wait(30) == 0, host.output()
     assert f"a second signal came before 1 activity call(s) finished" in host.output()
     assert f"activity 'hold' of instance '{key}'" in host.output()
+
+
+async def test_ctrl_c_to_the_process_group_stops_two_workers_gracefully(
+        tmp_path: Path, hosts: list[DevhostProcess]) -> None:
+    host = DevhostProcess(APP, tmp_path / "db.sqlite3", workers=2)
+    hosts.append(host.start())
+    key = fresh_id("hold")
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, host.url)
+        await api.start("holding", {"dir": str(tmp_path), "key": key}, instance_id=key)
+        await _wait_for_file(tmp_path / f"{key}.runs")
+        assert host.proc is not None
+        # What `make run WORKERS=2` gets from Ctrl+C: SIGINT to the supervisor and the workers
+        # at once. It must count as one request to stop (a second one stops at once).
+        os.killpg(host.proc.pid, signal.SIGINT)
+        _wait_until(lambda: _refuses_connections(host.url), "devhost kept accepting connections")
+        assert host.proc.poll() is None
+        (tmp_path / f"{key}.release").touch()
+        assert await asyncio.to_thread(host.proc.wait, 30) == 0, host.output()
+    assert "second signal" not in host.output() and "will run again" not in host.output()
