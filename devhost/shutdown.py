@@ -1,9 +1,9 @@
 """A clean stop on SIGTERM or Ctrl+C, as the Functions host does one.
 
 On the first signal devhost stops accepting connections, lets running HTTP requests and
-activities finish for up to a grace period (``--grace``, default 30 s: the
-``HostOptions.ShutdownTimeout`` of the .NET 8 host the Functions host runs on), commits what they
-return, and exits 0. Episodes run on the event loop between those waits, so none is ever left
+activities finish for up to a grace period (``--grace``, default 30 s: the default
+``HostOptions.ShutdownTimeout`` of .NET 8's generic host, on which the Functions host runs),
+commits what they return, and exits 0. Episodes run on the event loop between those waits, so none is ever left
 half-done; an activity whose result arrives in time is committed and never runs again.
 
 Past the grace period (or on a second signal) devhost exits anyway, 0 as well, and lists on
