@@ -103,8 +103,9 @@ async def serve(config: Config) -> int:
     unfinished = await host.stop()
     if unfinished:
         shutdown.report_unfinished(unfinished, config.grace)
-        shutdown.exit_now(0)  # their threads may still run: do not wait for them
-    return 0
+    # Everything is committed and closed. A sync activity or HTTP function cut by the grace
+    # period still holds its thread, which asyncio.run and the interpreter would wait for.
+    shutdown.exit_now(0)
 
 
 def main(argv: list[str] | None = None) -> int:

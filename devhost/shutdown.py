@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from devhost.store import WorkItem
 
@@ -41,8 +41,8 @@ def report_unfinished(unfinished: list[WorkItem], grace: float | None) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def exit_now(code: int) -> None:
-    """Exit without waiting for threads (a sync activity past the grace period keeps its
+def exit_now(code: int) -> NoReturn:
+    """Exit without waiting for threads (a sync function cut by the grace period keeps its
     thread busy); the logs and output are flushed first."""
     logging.shutdown()
     sys.stdout.flush()
@@ -50,7 +50,7 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def stop_now(host: "Devhost") -> None:
+def stop_now(host: "Devhost") -> NoReturn:
     """The second signal: report what is running and exit at once. Safe at any event-loop
     turn: every commit runs whole between two turns, and activities' threads never write."""
     engine = host.engine

@@ -177,3 +177,20 @@ async def test_ctrl_c_to_the_process_group_stops_two_workers_gracefully(
         (tmp_path / f"{key}.release").touch()
         assert await asyncio.to_thread(host.proc.wait, 30) == 0, host.output()
     assert "second signal" not in host.output() and "will run again" not in host.output()
+
+
+async def test_a_request_past_the_grace_period_does_not_keep_devhost_alive(
+        tmp_path: Path, hosts: list[DevhostProcess]) -> None:
+    host = DevhostProcess(APP, tmp_path / "db.sqlite3", args=("--grace", "0.5"))
+    hosts.append(host.start())
+    key = fresh_id("wait")
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(Api(session, host.url).request(
+            "GET", f"/api/wait/{key}?dir={tmp_path}"))
+        await _wait_for_file(tmp_path / f"{key}.runs")
+        assert host.proc is not None
+        host.proc.send_signal(signal.SIGTERM)
+        # The sync function's thread never returns by itself (no release file).
+        assert await asyncio.to_thread(host.proc.wait, 30) == 0, host.output()
+        with pytest.raises(aiohttp.ClientError):
+            await request  # cut at the end of the grace period, never answered
