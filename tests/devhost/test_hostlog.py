@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -134,6 +135,16 @@ def start_devhost(tmp_path: Path) -> Iterator[Callable[..., DevhostProcess]]:
         host.stop()
 
 
+async def _delivered(host: DevhostProcess, instance_id: str, event: str,
+                     timeout: float = 10.0) -> None:
+    """Wait until an episode delivered ``event`` (it is in the stored history, so that
+    episode's log lines are written: they come before its commit)."""
+    deadline = time.monotonic() + timeout
+    while not any(ev.get("Name") == event for ev in stored_history(host.db, instance_id)):
+        assert time.monotonic() < deadline, f"{event} never reached {instance_id}"
+        await asyncio.sleep(0.02)
+
+
 def _records(host: DevhostProcess) -> list[str]:
     """The log split into records (a record starts with ``[<time>Z]``)."""
     return re.split(r"\n(?=\[\d{4}-\d\d-\d\dT[\d:.]+Z\] )", host.log.read_text())
@@ -242,8 +253,7 @@ async def test_host_json_levels_hide_lines_by_category_and_show_pure_replays_at_
         await api.wait_for(key, {"Running"})
         # An event nobody waits for: the episode only replays.
         assert (await api.raise_raw(key, "Noise", 1))[0] == 202
-        while not any(ev.get("Name") == "Noise" for ev in stored_history(host.db, key)):
-            await asyncio.sleep(0.02)
+        await _delivered(host, key, "Noise")
         assert (await api.raise_raw(key, "Go", 2))[0] == 202
         assert (await api.wait_for(key))["output"] == 2
         await api.start("order", order, instance_id=order)
@@ -269,8 +279,7 @@ async def test_pure_replays_are_hidden_at_information(
         await api.start("waiter", None, instance_id=key)
         await api.wait_for(key, {"Running"})
         assert (await api.raise_raw(key, "Noise", 1))[0] == 202
-        while not any(ev.get("Name") == "Noise" for ev in stored_history(host.db, key)):
-            await asyncio.sleep(0.02)
+        await _delivered(host, key, "Noise")
         assert (await api.raise_raw(key, "Go", 2))[0] == 202
         await api.wait_for(key)
     names = [m[1] for m in EXECUTING.finditer(host.log.read_text())]
