@@ -1,6 +1,7 @@
-"""devhost.shutdown: SIGTERM stops accepting requests, lets running activities finish within the
-grace period and commits them; past it, devhost exits anyway and the unfinished calls run again
-at the next start. One worker and ``--workers 2`` (the supervisor forwards, waits, exits 0)."""
+"""devhost.shutdown: SIGTERM stops accepting connections, lets running requests and activities
+finish within the grace period and commits them; past it, devhost exits anyway (never waiting
+for a function's thread) and the unfinished activity calls run again at the next start. One
+worker and ``--workers 2`` (the supervisor forwards, waits, exits 0)."""
 from __future__ import annotations
 
 import asyncio
