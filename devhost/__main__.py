@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 
-from devhost import supervisor
+from devhost import hostlog, shutdown, supervisor
 from devhost.dashboard import PATH as DASHBOARD_PATH
 from devhost.host import Config, Devhost
 from devhost.loader import AppLoadError
@@ -38,13 +37,28 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
                         help="start the project's Azurite (.devhost/azurite) when a queue "
                              "trigger uses UseDevelopmentStorage=true and nothing listens on "
                              "127.0.0.1:10001; it stops with devhost")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default=None,
+                        help="one level for every log category, replacing host.json "
+                             "logging.logLevel (Trace, Debug, Information, Warning, Error, "
+                             "Critical, None; default: host.json's, else Information)")
+    parser.add_argument("--grace", type=float, default=shutdown.DEFAULT_GRACE,
+                        metavar="SECONDS",
+                        help="on SIGTERM/Ctrl+C, how long running requests and activities may "
+                             f"take to finish (default {shutdown.DEFAULT_GRACE:g})")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.grace < 0:
+        parser.error("--grace must be 0 or more seconds")
+    if args.log_level is not None:
+        try:
+            hostlog.parse_level(args.log_level)
+        except ValueError as exc:
+            parser.error(f"--log-level: {exc}")
     return Config(app_dir=args.app, host=args.host, port=args.port, db_path=args.db,
                   synchronous="FULL" if args.durability == "power" else "NORMAL",
-                  workers=args.workers, start_azurite=args.start_azurite), args.log_level
+                  workers=args.workers, start_azurite=args.start_azurite,
+                  grace=args.grace), args.log_level
 
 
 def banner(host: Devhost) -> str:
@@ -88,13 +102,24 @@ async def serve(config: Config) -> int:
         print(banner(host), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # A worker takes its orders from the supervisor (SIGTERM): Ctrl+C reaches the whole
+    # process group, and must count once, not twice.
+    signals = (signal.SIGTERM,) if config.shared else (signal.SIGINT, signal.SIGTERM)
+    if config.shared:
+        loop.add_signal_handler(signal.SIGINT, lambda: None)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     if config.worker_index == 0:
-        print("devhost: stopping", flush=True)
-    await host.stop()
-    return 0
+        print(shutdown.stopping_message(config.grace), flush=True)
+    for sig in signals:
+        loop.add_signal_handler(sig, shutdown.stop_now, host)
+    unfinished = await host.stop()
+    if unfinished:
+        shutdown.report_unfinished(unfinished, config.grace)
+    # Everything is committed and closed. A sync activity or HTTP function cut by the grace
+    # period still holds its thread, which asyncio.run and the interpreter would wait for.
+    shutdown.exit_now(0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         from devhost import cli  # the `func durable` verbs; see devhost/cli.py
         return cli.main(argv[1:])
     config, level = parse_args(argv)
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        hostlog.configure(hostlog.LogLevels.from_host_json(
+            hostlog.read_host_json(config.app_dir), level))
+    except ValueError as exc:
+        print(f"devhost: {exc}", file=sys.stderr)
+        return 2
     if config.shared:
         return supervisor.run(config, serve)
     return asyncio.run(serve(config))

@@ -11,7 +11,11 @@ Guarantees:
   drain yields to the loop between episodes (every ``YIELD_SECONDS`` of work); commits and all
   store access stay on the loop thread. Two episodes of one instance never overlap.
 - Activities are at least once: a work row lives until its result is committed, and every row
-  left by a crash is dispatched again on start.
+  left by a crash or cut by the shutdown grace period is dispatched again on start.
+- Every orchestrator episode and activity call logs the host's ``Executing``/``Executed`` lines
+  (:mod:`devhost.hostlog`). An episode's lines are written once its commit is durable, on the
+  loop thread, with what the orchestrator logged between them; an episode whose commit did not
+  apply (a conflict, a failed commit) logs nothing, since it is computed again.
 - Timers, inbox messages and work survive restarts; :meth:`Engine.recover` re-arms them.
 - Optimistic concurrency (other workers of ``--workers N``, or HTTP calls while an episode is
   computed): a commit applies only if the instance still has the execution, status and history
@@ -39,14 +43,13 @@ from typing import Any, Callable
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
-from devhost import episode
+from devhost import episode, failures, hold, hostlog
 from devhost import history as h
-from devhost import hold
 from devhost.episode import History, Outcome, Snapshot
 from devhost.history import EventType
 from devhost.loader import LoadedApp
-from devhost.status import TERMINAL
-from devhost.store import EpisodeConflict, Instance, NewMessage, Store, WorkItem
+from devhost.status import TERMINAL, RuntimeStatus
+from devhost.store import EpisodeCommit, EpisodeConflict, Instance, NewMessage, Store, WorkItem
 
 log = logging.getLogger("devhost.engine")
 
@@ -65,6 +68,15 @@ MAX_ATTEMPTS = 5
 RETRY_SECONDS = 1.0
 #: The timer heap is compacted when it grows past twice its live size, and never below this.
 WAKEUP_FLOOR = 1024
+
+
+def _pure_replay(inst: Instance, commit: EpisodeCommit) -> bool:
+    """The episode only replayed: it leaves the instance Running and waiting as before (nothing
+    scheduled, cancelled or sent, the same custom status). Its log lines go to Debug."""
+    return (inst.status == RuntimeStatus.RUNNING and commit.status == RuntimeStatus.RUNNING
+            and not (commit.new_work or commit.messages or commit.children
+                     or commit.cancel_timers or commit.reset_history)
+            and (not commit.set_custom_status or commit.custom_status == inst.custom_status))
 
 
 class Engine:
@@ -88,7 +100,9 @@ class Engine:
         self._wakeup_floor = self._wakeup_limit = wakeup_floor
         self._wake_handle: asyncio.TimerHandle | None = None
         self._failures: dict[str, int] = {}
-        self._inflight: set[int] = set()
+        self._inflight: dict[int, WorkItem] = {}  # activity calls running now
+        self._activity_tasks: set[asyncio.Task] = set()
+        self._stopping = False  # shutting down: no new activity is dispatched
         self._tasks: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_activities)
         self._pool = ThreadPoolExecutor(max_workers=max_activities,
@@ -182,14 +196,14 @@ class Engine:
         While the test-only hold (:mod:`devhost.hold`) is engaged nothing is computed or
         committed; the drain looks again every ``hold.RECHECK_SECONDS``."""
         try:
-            while self._ready:
+            while self._ready and not self._closed:
                 if hold.engaged():
                     await asyncio.sleep(hold.RECHECK_SECONDS)
                     continue
                 await self._drain_batch()
         finally:
             self._drain_scheduled = False
-            if self._ready:
+            if self._ready and not self._closed:
                 self._schedule_drain()
 
     async def _drain_batch(self) -> None:
@@ -337,6 +351,12 @@ class Engine:
     def _after(self, snap: Snapshot, outcome: Outcome, scheduled: list[WorkItem]) -> None:
         iid, commit = snap.instance.instance_id, outcome.commit
         self._failures.pop(iid, None)
+        run = outcome.run
+        if run is not None:
+            if run.error is not None:
+                run.invocation.failed(run.user_exc, None if run.user_exc else run.error)
+            else:
+                run.invocation.succeeded(quiet=_pure_replay(snap.instance, commit))
         if outcome.replayed:
             self.episodes += 1
         if outcome.appended is None:
@@ -393,48 +413,68 @@ class Engine:
         for m in commit.messages:
             self.wake(m.instance_id, m.visible_at)
 
-    def recover(self) -> tuple[int, int]:
-        """Re-arm every instance with messages and re-dispatch every pending activity.
+    def recover(self, work_through: int | None = None) -> tuple[int, int]:
+        """Re-arm every instance with messages and re-dispatch every pending activity (only
+        those with ``work_id`` up to ``work_through`` when given: the rows left before this
+        devhost started, as later ones belong to the live worker that scheduled them).
 
         Returns: (instances woken, activities dispatched).
         """
         wakes = self.store.wake_times()
         for iid, at in wakes:
             self.wake(iid, at)
-        work = self.store.pending_work()
+        work = self.store.pending_work(work_through)
         for item in work:
             self.dispatch(item)
         return len(wakes), len(work)
 
-    async def close(self) -> None:
-        """Stop timers, drains and in-flight activities (their rows stay for the next start)."""
+    def running_activities(self) -> list[WorkItem]:
+        """The activity calls running now (a result not yet committed)."""
+        return list(self._inflight.values())
+
+    async def close(self, grace: float = 0.0) -> list[WorkItem]:
+        """Dispatch no new activity, give the running ones up to ``grace`` seconds (a result
+        that arrives is committed, and episodes keep running meanwhile), then stop timers,
+        drains and the activities left: their work rows stay, so they run again at the next
+        start. A drain is stopped between two commits (an episode computed but not committed
+        is simply computed again at the next start).
+
+        Returns: the activity calls that were cancelled (will run again).
+        """
+        self._stopping = True
+        if grace > 0 and self._activity_tasks:
+            await asyncio.wait(list(self._activity_tasks), timeout=grace)
         self._closed = True
         if self._wake_handle is not None:
             self._wake_handle.cancel()
+        unfinished = self.running_activities()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._replayer.shutdown(wait=True, cancel_futures=True)
+        return unfinished
 
     # ---- activities ----------------------------------------------------------------------------
 
     def dispatch(self, item: WorkItem) -> None:
         """Run an activity in the background; its result is committed, then its instance woken."""
-        if item.work_id in self._inflight:
-            return
-        self._inflight.add(item.work_id)
+        if item.work_id in self._inflight or self._stopping:
+            return  # stopping: the work row stays and runs at the next start
+        self._inflight[item.work_id] = item
         task = self.loop.create_task(self._run_activity(item))
         self._tasks.add(task)
+        self._activity_tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._activity_tasks.discard)
 
     async def _run_activity(self, item: WorkItem) -> None:
         try:
             async with self._slots:
                 event = await self._invoke_activity(item)
         finally:
-            self._inflight.discard(item.work_id)
+            self._inflight.pop(item.work_id, None)
         at = self.now()
         event["Timestamp"] = h.format_timestamp(at)
         if self.store.complete_work(item.work_id, NewMessage(
@@ -443,25 +483,28 @@ class Engine:
 
     async def _invoke_activity(self, item: WorkItem) -> dict[str, Any]:
         activity = self.app.activities.get(item.name)
+        if activity is None:
+            return h.event(EventType.TASK_FAILED, 0, -1, TaskScheduledId=item.task_id,
+                           Reason=f"The function '{item.name}' doesn't exist, is disabled, or is "
+                                  f"not an activity function.", Details=None)
+        invocation = hostlog.Invocation(item.name, hostlog.DURABLE_REASON, item.instance_id)
         try:
-            if activity is None:
-                raise LookupError(f"The function '{item.name}' doesn't exist, is disabled, or is "
-                                  f"not an activity function.")
             value = None if item.input is None else ActivityTriggerConverter.decode(
                 meta.Datum(type="json", value=item.input), trigger_metadata=None)
             kwargs = {activity.input_param: value}
             if activity.is_async:
                 result = await activity.user_function(**kwargs)
             else:
-                result = await self.loop.run_in_executor(
-                    self._pool, functools.partial(activity.user_function, **kwargs))
+                result = await self.loop.run_in_executor(self._pool, hostlog.in_context(
+                    functools.partial(activity.user_function, **kwargs)))
             datum = ActivityTriggerConverter.encode(result, expected_type=None)
-            return h.event(EventType.TASK_COMPLETED, 0, -1, TaskScheduledId=item.task_id,
-                           Result=datum.value)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            invocation.failed(exc)
+            reason, details = failures.activity_failure(item.name, exc)
             return h.event(EventType.TASK_FAILED, 0, -1, TaskScheduledId=item.task_id,
-                           Reason=f"Activity function '{item.name}' failed: "
-                                  f"{type(exc).__name__}: {exc}",
-                           Details="".join(traceback.format_exception(exc)))
+                           Reason=reason, Details=details)
+        invocation.succeeded()
+        return h.event(EventType.TASK_COMPLETED, 0, -1, TaskScheduledId=item.task_id,
+                       Result=datum.value)

@@ -23,8 +23,6 @@ from __future__ import annotations
 import collections
 import functools
 import json
-import logging
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,12 +30,11 @@ from typing import Any
 import azure.functions as func
 
 from devhost import history as h
+from devhost import hostlog
 from devhost.history import ActionType, EventType, dumps
 from devhost.loader import LoadedApp
 from devhost.status import TERMINAL, RuntimeStatus
 from devhost.store import ChildStart, EpisodeCommit, Instance, Message, NewInstance, NewMessage
-
-log = logging.getLogger("devhost.engine")
 
 _OOPROC_MARKER = "\n\n$OutOfProcData$:"
 _CONTROL = ("terminate", "suspend", "resume")
@@ -136,6 +133,20 @@ class Snapshot:
     history: History
 
 
+@dataclass(frozen=True)
+class Run:
+    """The orchestrator call of an episode, logged by the engine once the commit is durable
+    (:func:`compute` writes no log line: the invocation holds what the orchestrator logged).
+
+    ``error`` is the reason the episode fails the instance (None: it did not fail);
+    ``user_exc`` the exception the user's code raised, when that is the reason.
+    """
+
+    invocation: hostlog.Invocation
+    error: str | None = None
+    user_exc: BaseException | None = None
+
+
 @dataclass
 class Outcome:
     """An episode's commit, and what the engine does once it is durable."""
@@ -144,6 +155,8 @@ class Outcome:
     #: Events appended to the cached history (None: drop the cache entry).
     appended: list[str] | None
     replayed: bool = False
+    #: The orchestrator call to log (None: the episode called no orchestrator).
+    run: Run | None = None
 
 
 def retry_delay(options: dict[str, Any], attempt: int, first_at: float, now: float) -> float:
@@ -373,7 +386,8 @@ def compute(app: LoadedApp, snap: Snapshot) -> Outcome:
     """The episode of ``snap``: one commit and the history it appends (see module docstring).
 
     Pure apart from advancing ``snap.history.facts`` (owned by the engine's cache, which drops
-    the entry unless the commit succeeds) and drawing new execution ids.
+    the entry unless the commit succeeds) and drawing new execution ids. It writes no log line:
+    what the orchestrator logs is held in :attr:`Outcome.run` for the engine to write.
     """
     inst, at = snap.instance, snap.at
     if snap.history.facts is None:
@@ -456,9 +470,10 @@ def _request(snap: Snapshot, new_texts: list[str]) -> str:
         ',"parentInstanceId":', dumps(inst.parent_instance_id), _CONTEXT_TAIL))
 
 
-def _invoke(app: LoadedApp, inst: Instance, request: str) -> tuple[dict[str, Any] | None,
-                                                                     str | None]:
-    """Run the orchestrator through the SDK's entry point: (its state, its error if it failed).
+def _invoke(app: LoadedApp, inst: Instance, request: str
+            ) -> tuple[dict[str, Any] | None, str | None, BaseException | None]:
+    """Run the orchestrator through the SDK's entry point: (its state, its error if it failed,
+    the user's exception if it raised one).
 
     Raises: OrchestrationError when the orchestrator function does not exist.
     """
@@ -471,17 +486,15 @@ def _invoke(app: LoadedApp, inst: Instance, request: str) -> tuple[dict[str, Any
     try:
         state = json.loads(orchestrator.user_function(context=func.OrchestrationContext(request)))
     except Exception as exc:  # the user's orchestrator failed: OOProc error schema
+        user_exc = exc.__cause__ or exc  # the SDK re-raises the user's exception "from" it
         head, sep, tail = str(exc).partition(_OOPROC_MARKER)
         if sep:
             try:
                 state = json.loads(tail)
             except ValueError:
                 state = None
-        if state is None:
-            log.warning("orchestrator %s raised outside the SDK:\n%s", inst.name,
-                        "".join(traceback.format_exception(exc)))
-        return state, (state or {}).get("error") or head or type(exc).__name__
-    return state, state.get("error") or None
+        return state, (state or {}).get("error") or head or type(exc).__name__, user_exc
+    return state, state.get("error") or None, None
 
 
 def _walk(walk: _Walk, state: dict[str, Any]) -> tuple[dict[str, Any] | None, Position]:
@@ -521,14 +534,21 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
         new_texts.append(dumps(ev))
         facts.add(ev)
     walk = _Walk(app, inst, facts, at)
-    state, error = None, None
+    state, error, user_exc = None, None, None
     can, done_at = None, None
+    # Holds what the orchestrator logs (on this thread) until the engine writes the lines.
+    invocation = hostlog.Invocation(inst.name, hostlog.DURABLE_REASON, inst.instance_id,
+                                    defer=True)
     try:
-        state, error = _invoke(app, inst, _request(snap, new_texts))
+        try:
+            state, error, user_exc = _invoke(app, inst, _request(snap, new_texts))
+        finally:
+            invocation.detach()
         if state is not None and error is None:
             can, done_at = _walk(walk, state)
     except (OrchestrationError, NonDeterminism) as exc:
         error = str(exc)
+    run = Run(invocation, error, user_exc)
 
     commit = _base_commit(snap, RuntimeStatus.RUNNING, consumed + list(delivered_at))
     commit.new_work, commit.cancel_timers = walk.work, walk.cancel
@@ -557,11 +577,11 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
         commit.dead_execution = inst.execution_id
     elif done and can is not None:
         return Outcome(_continue_as_new(snap, commit, can, deliver, delivered_at, done_at),
-                       None, replayed=True)
+                       None, replayed=True, run=run)
     texts = [_as_played(t) for t in new_texts] + _played(
         extra + [h.event(EventType.ORCHESTRATOR_COMPLETED, at)])
     commit.new_events = texts
-    return Outcome(commit, None if commit.dead_execution else texts, replayed=True)
+    return Outcome(commit, None if commit.dead_execution else texts, replayed=True, run=run)
 
 
 def _continue_as_new(snap: Snapshot, commit: EpisodeCommit, can: dict[str, Any],

@@ -2,22 +2,24 @@
 
 Guarantees: :meth:`Devhost.start` returns once the port is bound and every pending instance,
 timer and activity of the database has been re-armed; :meth:`Devhost.stop` stops accepting
-requests, cancels in-flight activities (their work stays queued) and releases the database.
+requests, lets in-flight requests and activities finish within the grace period (their results
+are committed), cancels what is left (its work stays queued) and releases the database.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from devhost import fastpath
+from devhost import fastpath, shutdown
 from devhost.engine import Engine
 from devhost.loader import LoadedApp, load_app, load_settings
 from devhost.management import RPC_PATH, ManagementApi
 from devhost.server import DevServer
-from devhost.store import Store
+from devhost.store import Store, WorkItem
 from devhost.triggers import Triggers
 
 log = logging.getLogger("devhost")
@@ -39,6 +41,13 @@ class Config:
     #: Start the project's Azurite when a queue trigger needs the development storage and
     #: nothing listens on its port (``make run`` asks for it; tests bring their own).
     start_azurite: bool = False
+    #: Seconds a shutdown waits for running requests, activities and queue/timer functions
+    #: (see devhost.shutdown).
+    grace: float = shutdown.DEFAULT_GRACE
+    #: Set by the supervisor: the last activity row left before the workers started. Worker 0
+    #: re-dispatches only those; a later row was scheduled by a live worker, which runs it
+    #: (another worker may serve requests before worker 0 has recovered).
+    work_through: int | None = None
 
     @property
     def shared(self) -> bool:
@@ -79,7 +88,8 @@ class Devhost:
             management = ManagementApi(self.store, self.engine, self.app)
             server = DevServer(self.app, self.engine, management, self.config.host)
             self._runner = web.AppRunner(server.build(), access_log=None,
-                                         handle_signals=False)
+                                         handle_signals=False,
+                                         shutdown_timeout=self.config.grace)
             await self._runner.setup()
             # Workers each listen on the same port; the kernel spreads connections among them.
             site = web.TCPSite(self._runner, self.config.host, self.config.port,
@@ -94,7 +104,7 @@ class Devhost:
             self.fastpath = fastpath.install(management.serve,
                                              f"{server.rpc_origin}{RPC_PATH}/")
             if self.config.worker_index == 0:
-                self.recovered = self.engine.recover()
+                self.recovered = self.engine.recover(self.config.work_through)
                 # Timer and queue triggers run in one worker only: a timer fires once per
                 # occurrence, and one listener per queue is what the host runs per instance.
                 self.triggers = Triggers(self.app, self.config.database(),
@@ -107,16 +117,27 @@ class Devhost:
             self.store.close()
             raise
 
-    async def stop(self) -> None:
-        """Stop serving and release everything (idempotent)."""
+    async def stop(self) -> list[WorkItem]:
+        """Stop accepting requests and fetching queue messages, give running requests,
+        activities and queue/timer functions the grace period, then release everything
+        (idempotent).
+
+        Returns: the activity calls that did not finish in time (they run again at next start).
+        """
+        unfinished: list[WorkItem] = []
+        # All drain at once, so the whole shutdown takes at most one grace period.
+        waits = []
         if self.triggers is not None:
-            await self.triggers.stop()
-            self.triggers = None
+            waits.append(self.triggers.stop(self.config.grace))
         if self._runner is not None:
-            await self._runner.cleanup()
+            waits.append(self._runner.cleanup())
             self._runner = None
         if self.engine is not None:
-            await self.engine.close()
+            waits.append(self.engine.close(self.config.grace))
+        results = await asyncio.gather(*waits)
+        self.triggers = None
+        if self.engine is not None:
+            unfinished = results[-1]
             self.engine = None
         try:
             from azure.durable_functions.models.utils import http_utils
@@ -126,3 +147,4 @@ class Devhost:
         if self.store is not None:
             self.store.close()
             self.store = None
+        return unfinished

@@ -32,9 +32,12 @@ class DevhostProcess:
     """One ``python -m devhost`` child process serving ``app_dir`` with database ``db``."""
 
     def __init__(self, app_dir: Path, db: Path, env: dict[str, str] | None = None,
-                 log: Path | None = None, workers: int = 1) -> None:
+                 log: Path | None = None, workers: int = 1, log_level: str | None = "WARNING",
+                 args: tuple[str, ...] = ()) -> None:
+        """``log_level`` None: the app's host.json levels; ``args``: more command-line flags."""
         self.app_dir, self.db, self.env = Path(app_dir), Path(db), env or {}
         self.workers = workers
+        self.log_level, self.args = log_level, tuple(args)
         self.log = log or self.db.with_suffix(".log")
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -56,8 +59,8 @@ class DevhostProcess:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--app", str(self.app_dir), "--port",
-             str(self.port), "--db", str(self.db), "--log-level", "WARNING",
-             "--workers", str(self.workers)],
+             str(self.port), "--db", str(self.db), "--workers", str(self.workers),
+             *(("--log-level", self.log_level) if self.log_level else ()), *self.args],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
         deadline = time.monotonic() + timeout

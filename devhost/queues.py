@@ -15,6 +15,12 @@ Guarantees, as on the Functions host:
   it.
 - When the connection setting is unset or storage is unreachable, a warning names the function
   and the setting, and the listener keeps trying (everything else in devhost runs).
+- Every delivery logs the host's ``Executing``/``Executed`` lines (:mod:`devhost.hostlog`); a
+  failure is logged once, with the user's frames.
+- :meth:`QueueListener.stop` (devhost's shutdown) fetches no more messages and lets the running
+  functions finish: a finished one's message is deleted; one cut at the end of the grace period
+  (the run task cancelled) keeps its message, which reappears when its lease ends (at least
+  once).
 
 Options come from ``host.json`` ``extensions.queues`` with the host's defaults. The receive
 lease is the host's 10 minutes; ``DEVHOST_QUEUE_LEASE_SECONDS`` shortens it (tests use it to
@@ -37,7 +43,7 @@ from typing import Any, Callable
 
 from azure.functions.queue import QueueMessage as WorkerQueueMessage
 
-from devhost import ncrontab
+from devhost import hostlog, ncrontab
 
 log = logging.getLogger("devhost.queues")
 
@@ -198,6 +204,20 @@ class QueueListener:
         self.lease = float(self._env.get(LEASE_ENV) or DEFAULT_LEASE_SECONDS)
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Fetch no more messages: :meth:`run` returns once the running functions finished
+        (cancel it to cut them; their messages stay in the queue)."""
+        self._stopping.set()
+        self._slot_free.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when :meth:`stop` is called meanwhile."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
     def describe_problem(self) -> str | None:
         """Why this listener cannot run at all (unset connection), or None."""
@@ -219,7 +239,7 @@ class QueueListener:
         delay = MIN_POLLING_SECONDS
         unreachable, created = False, False
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     if not created:
                         # The host waits for a missing queue; devhost creates it, so that a
@@ -238,13 +258,19 @@ class QueueListener:
                                     _one_line(exc))
                     unreachable = True
                     delay = min(self.options.max_polling_interval, max(1.0, delay * 2))
-                    await asyncio.sleep(delay)
+                    await self._pause(delay)
                     continue
                 if unreachable:
                     log.warning("queue trigger %s: storage is reachable again", self.fn.name)
                     unreachable = False
+                if self._stopping.is_set():
+                    # Fetched while stop() came: hand them back at once, unrun.
+                    for message in received:
+                        await _quietly(queue.update_message(message.id, message.pop_receipt,
+                                                            visibility_timeout=0))
+                    break
                 if not received:
-                    await asyncio.sleep(delay)
+                    await self._pause(delay)
                     delay = min(self.options.max_polling_interval, delay * 2)
                     continue
                 delay = MIN_POLLING_SECONDS
@@ -252,9 +278,12 @@ class QueueListener:
                     task = asyncio.create_task(self._process(queue, poison, message))
                     self._inflight.add(task)
                     task.add_done_callback(self._done)
-                while len(self._inflight) > self.options.new_batch_threshold:
+                while len(self._inflight) > self.options.new_batch_threshold \
+                        and not self._stopping.is_set():
                     self._slot_free.clear()
                     await self._slot_free.wait()
+            if self._inflight:
+                await asyncio.wait(list(self._inflight))  # stopping: let them finish
         finally:
             for task in list(self._inflight):
                 task.cancel()
@@ -278,6 +307,8 @@ class QueueListener:
             await self._to_poison(queue, poison, message, receipt[0], str(exc))
             return
         renew = asyncio.create_task(self._keep_leased(queue, message, receipt))
+        invocation = hostlog.Invocation(
+            self.fn.name, f"New queue message detected on '{self.fn.queue_name}'.")
         try:
             try:
                 await self._call(message, body)
@@ -285,8 +316,10 @@ class QueueListener:
                 renew.cancel()
                 await asyncio.gather(renew, return_exceptions=True)
         except Exception as exc:
-            log.error("Executed 'Functions.%s' (Failed, message %s, dequeue count %d): %s",
-                      self.fn.name, message.id, message.dequeue_count, _one_line(exc))
+            invocation.failed(exc)
+            log.warning("queue trigger %s: message %s failed (dequeue count %d of %d)",
+                        self.fn.name, message.id, message.dequeue_count,
+                        self.options.max_dequeue_count)
             if message.dequeue_count >= self.options.max_dequeue_count:
                 await self._to_poison(queue, poison, message, receipt[0],
                                       f"failed {message.dequeue_count} times")
@@ -295,6 +328,7 @@ class QueueListener:
                     message.id, receipt[0],
                     visibility_timeout=int(self.options.visibility_timeout)))
             return
+        invocation.succeeded()
         await _quietly(queue.delete_message(message.id, receipt[0]))
 
     async def _call(self, message: Any, body: bytes) -> None:
@@ -309,7 +343,7 @@ class QueueListener:
             await self.fn.user_function(**kwargs)
         else:
             await asyncio.get_running_loop().run_in_executor(
-                None, functools.partial(self.fn.user_function, **kwargs))
+                None, hostlog.in_context(functools.partial(self.fn.user_function, **kwargs)))
 
     async def _keep_leased(self, queue: Any, message: Any, receipt: list[str]) -> None:
         """Renew the lease at half its length while the function runs (the host does too);

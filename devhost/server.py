@@ -22,14 +22,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
 
-from devhost import guard
+from devhost import guard, hostlog
 from devhost.dashboard import Dashboard
 from devhost.engine import Engine
 from devhost.limits import body_limit, too_large
@@ -171,16 +170,19 @@ class DevServer:
         kwargs: dict[str, Any] = {fn.trigger_param: req}
         if fn.client_param:
             kwargs[fn.client_param] = self.binding_for(origin)
+        invocation = hostlog.Invocation(fn.name, hostlog.HTTP_REASON)
         if fn.wants_context:
-            kwargs["context"] = InvocationContext(str(uuid.uuid4()), fn.name, self.app.directory)
+            kwargs["context"] = InvocationContext(invocation.id, fn.name, self.app.directory)
         try:
             if fn.is_async:
                 result = await fn.user_function(**kwargs)
             else:
                 result = await asyncio.get_running_loop().run_in_executor(
-                    None, functools.partial(fn.user_function, **kwargs))
-            return _to_response(result)
-        except Exception:
+                    None, hostlog.in_context(functools.partial(fn.user_function, **kwargs)))
+            response = _to_response(result)
+        except Exception as exc:
             # The real host answers an unhandled function exception with a bare 500.
-            log.exception("Executed 'Functions.%s' (Failed)", fn.name)
+            invocation.failed(exc)
             return web.Response(status=500)
+        invocation.succeeded()
+        return response

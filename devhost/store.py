@@ -507,10 +507,20 @@ class Store:
         return list(self.db.execute(
             "SELECT instance_id, MIN(visible_at) FROM inbox GROUP BY instance_id"))
 
-    def pending_work(self) -> list[WorkItem]:
-        """Every scheduled activity not yet completed: re-dispatched after a restart."""
-        return [WorkItem(*r) for r in self.db.execute(
-            f"SELECT {_WORK_COLUMNS} FROM work ORDER BY work_id")]
+    def pending_work(self, through: int | None = None) -> list[WorkItem]:
+        """Every scheduled activity not yet completed (with ``work_id`` up to ``through``, when
+        given): re-dispatched after a restart."""
+        if through is None:
+            rows = self.db.execute(f"SELECT {_WORK_COLUMNS} FROM work ORDER BY work_id")
+        else:
+            rows = self.db.execute(f"SELECT {_WORK_COLUMNS} FROM work WHERE work_id <= ? "
+                                   f"ORDER BY work_id", (through,))
+        return [WorkItem(*r) for r in rows]
+
+    def last_work_id(self) -> int:
+        """The highest ``work_id`` now in the table (0 if none). Ids are never reused
+        (AUTOINCREMENT): every row scheduled later has a higher one."""
+        return self.db.execute("SELECT COALESCE(MAX(work_id), 0) FROM work").fetchone()[0]
 
     def query(self, *, created_from: float | None = None, created_to: float | None = None,
               statuses: Sequence[str] | None = None, prefix: str | None = None,

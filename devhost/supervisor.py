@@ -8,9 +8,14 @@ connections) and run their own engine on the shared SQLite store (see the shared
 Guarantees:
 - The supervisor holds the one-devhost-per-database lock for all its workers; a second devhost
   on the same database is refused as with one worker.
+- A pending activity is run by one worker: worker 0 re-dispatches only the rows left before
+  the workers started (the supervisor reads the last one first), since another worker may
+  already be serving requests and scheduling activities while worker 0 recovers.
 - Workers die with the supervisor, also when it is killed with SIGKILL (``PR_SET_PDEATHSIG``),
   so a kill -9 of the supervisor is a crash of the whole devhost, never a half-alive one.
-- SIGTERM or SIGINT stops every worker gracefully; if one worker exits on its own, the others
+- SIGTERM or SIGINT is forwarded to every worker as SIGTERM (each one drains for the grace
+  period, see :mod:`devhost.shutdown`; a second signal stops them at once); the supervisor waits
+  for all of them and exits 0 if all stopped cleanly. If one worker exits on its own, the others
   are stopped and the supervisor exits with that worker's failure code.
 """
 from __future__ import annotations
@@ -58,8 +63,13 @@ def run(config: Config, serve: Callable[[Config], Awaitable[int]]) -> int:
     except StoreLocked as exc:
         print(f"devhost: {exc}", file=sys.stderr)
         return 2
-    Store(config.database(), config.synchronous, shared=True,
-          checkpoint=False).close()  # the schema, once, before the workers race for it
+    # The schema, once, before the workers race for it; and the activity rows left by the
+    # last run, which worker 0 alone re-dispatches.
+    store = Store(config.database(), config.synchronous, shared=True, checkpoint=False)
+    try:
+        config = dataclasses.replace(config, work_through=store.last_work_id())
+    finally:
+        store.close()
     reserved = _reserve_port(config.host) if config.port == 0 else None
     port = reserved.getsockname()[1] if reserved else config.port
     supervisor = os.getpid()
@@ -106,6 +116,10 @@ def run(config: Config, serve: Callable[[Config], Awaitable[int]]) -> int:
             # A worker that exits on its own (a failed start, a crash) takes the rest down.
             code = exit_code if exit_code > 0 else 1
             stop_all()
+        elif exit_code > 0 and code == 0:
+            # A worker that failed while stopping. One killed by the forwarded SIGTERM before
+            # it had installed its handlers (still starting) had nothing to finish: clean.
+            code = exit_code
     if reserved is not None:
         reserved.close()
     lock.close()

@@ -12,7 +12,12 @@ Guarantees:
   the host does.
 - The worker receives ``func.TimerRequest(past_due, schedule_status, schedule)`` with the
   host's shapes: ``schedule_status`` is ``{}`` without the monitor.
-- A failing invocation is logged and the schedule goes on; nothing is retried (as on the host).
+- Every invocation logs the host's ``Executing``/``Executed`` lines (:mod:`devhost.hostlog`);
+  a failing one is logged once, with the user's frames, and the schedule goes on; nothing is
+  retried (as on the host).
+- :meth:`TimerRunner.stop` (devhost's shutdown) ends the wait for the next occurrence at once;
+  an invocation already running finishes and is recorded first (cancel :meth:`TimerRunner.run`
+  to cut it: then it is not recorded, and a monitored timer runs as past due at the next start).
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
-from devhost import ncrontab
+from devhost import hostlog, ncrontab
 
 log = logging.getLogger("devhost.timers")
 
@@ -146,6 +151,12 @@ class TimerRunner:
         self.fn, self.schedule, self.monitor, self._invoke = fn, schedule, monitor, invoke
         self._clock = clock or _utcnow
         self._last: datetime | None = None
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Wait for no further occurrence: :meth:`run` returns once a running invocation
+        finished."""
+        self._stopping.set()
 
     async def run(self) -> None:
         now = self._clock()
@@ -159,13 +170,18 @@ class TimerRunner:
             await self._fire(now, past_due=False, status=status)
         elif self.monitor and status is None:
             self._record(None, self.schedule.next_after(now), now)
-        while True:
+        while not self._stopping.is_set():
             due = self._next_due(self._clock())
             if due is None:
                 log.warning("timer %s: schedule %r never fires again", self.fn.name,
                             self.fn.schedule)
                 return
-            await asyncio.sleep(max(0.0, (due - self._clock()).total_seconds()))
+            try:
+                await asyncio.wait_for(self._stopping.wait(),
+                                       max(0.0, (due - self._clock()).total_seconds()))
+                return
+            except asyncio.TimeoutError:
+                pass
             await self._fire(due, past_due=False,
                              status=self.monitor.get(self.fn.name) if self.monitor else None)
 
@@ -184,10 +200,14 @@ class TimerRunner:
             past_due=past_due,
             schedule_status=status.to_json() if (self.monitor and status) else None,
             schedule={"AdjustForDST": True})
+        invocation = hostlog.Invocation(self.fn.name,
+                                        f"Timer fired at {_reason_time(occurrence)}")
         try:
             await self._invoke(self.fn, request)
-        except Exception:
-            log.exception("Executed 'Functions.%s' (Failed)", self.fn.name)
+        except Exception as exc:
+            invocation.failed(exc)
+        else:
+            invocation.succeeded()
         self._last = max(occurrence, self._clock()) if past_due else occurrence
         self._record(occurrence, self.schedule.next_after(max(occurrence, self._clock())),
                      self._clock())
@@ -206,11 +226,16 @@ async def call(fn: TimerFunction, request: func.TimerRequest, client_binding: st
         await fn.user_function(**kwargs)
     else:
         await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(fn.user_function, **kwargs))
+            None, hostlog.in_context(functools.partial(fn.user_function, **kwargs)))
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _reason_time(moment: datetime) -> str:
+    """The occurrence as the host's reason shows it (``2024-01-02T03:04:05.0000000+00:00``)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0+00:00")
 
 
 def _iso(moment: datetime | None) -> str | None:

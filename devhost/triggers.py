@@ -2,8 +2,9 @@
 
 Guarantees: a trigger that cannot run (a schedule that does not parse, an unset connection
 setting, no Azurite) is reported as a warning naming the function and the setting, and the rest
-of devhost runs; :meth:`Triggers.stop` cancels every listener and stops the Azurite this
-devhost started (and only that one).
+of devhost runs; :meth:`Triggers.stop` stops every timer and queue listener, letting the
+functions they are running finish within the grace period (a queue message whose function is
+cut stays in the queue), and stops the Azurite this devhost started (and only that one).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class Triggers:
         self.warnings: list[str] = []
         self.lines: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._stoppers: list[Callable[[], None]] = []
         self._monitor: ScheduleMonitor | None = None
         self._azurite: azurite.Azurite | None = None
 
@@ -52,6 +54,7 @@ class Triggers:
                 continue
             self.lines.append(f"{qfn.name}: queueTrigger on {qfn.queue_name} "
                               f"(connection {qfn.connection})")
+            self._stoppers.append(listener.stop)
             self._watch(asyncio.create_task(listener.run(), name=f"queue:{qfn.name}"))
 
     def _start_timer(self, fn: TimerFunction) -> None:
@@ -70,6 +73,7 @@ class Triggers:
         runner = TimerRunner(fn, schedule, self._monitor if fn.use_monitor else None, invoke)
         self.lines.append(f"{fn.name}: timerTrigger {text!r} (UTC"
                           f"{', run on startup' if fn.run_on_startup else ''})")
+        self._stoppers.append(runner.stop)
         self._watch(asyncio.create_task(runner.run(), name=f"timer:{fn.name}"))
 
     def _watch(self, task: asyncio.Task[None]) -> None:
@@ -115,7 +119,15 @@ class Triggers:
         except RuntimeError as exc:
             self.warnings.append(f"Azurite could not start: {exc}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Start no new invocation, give the running ones up to ``grace`` seconds, then cut
+        the rest (idempotent)."""
+        for stop in self._stoppers:
+            stop()
+        self._stoppers.clear()
+        running = [task for task in self._tasks if not task.done()]
+        if grace > 0 and running:
+            await asyncio.wait(running, timeout=grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

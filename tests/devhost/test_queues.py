@@ -218,3 +218,67 @@ async def test_a_listener_runs_at_most_a_batch_and_fetches_again_at_the_threshol
     assert peak == 4
     assert sorted(bodies) == sorted(f"message {i}".encode() for i in range(10))
     assert Queues(storage).count("batch") == 0
+
+
+@pytest.mark.e2e
+async def test_stop_fetches_nothing_new_and_lets_a_running_message_finish_and_be_deleted(
+        storage: str, caplog: pytest.LogCaptureFixture) -> None:
+    """devhost's shutdown (SIGTERM): the running function finishes within the grace period,
+    its message is deleted; the message not yet fetched stays in the queue."""
+    Queues(storage).send("drain", "first", base64_encode=False)
+    started, release = asyncio.Event(), asyncio.Event()
+    bodies: list[bytes] = []
+
+    async def function(msg: func.QueueMessage) -> None:
+        bodies.append(msg.get_body())
+        started.set()
+        await release.wait()
+
+    listener = QueueListener(
+        QueueFunction("drainer", "msg", None, "drain", "Conn", function, True),
+        QueueOptions(batch_size=1, new_batch_threshold=0, max_polling_interval=0.2,
+                     message_encoding="none"),
+        lambda: None, environ={"Conn": storage})
+    caplog.set_level("INFO", logger="Function.drainer")
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(started.wait(), 20)
+        Queues(storage).send("drain", "second", base64_encode=False)
+        listener.stop()
+        await asyncio.sleep(0.5)
+        assert not task.done()  # the running function is not cut
+        release.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert bodies == [b"first"]
+    assert Queues(storage).texts("drain") == ["second"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "Function.drainer"]
+    assert lines[0].startswith("Executing 'Functions.drainer' (Reason='New queue message "
+                               "detected on 'drain'.', Id=")
+    assert lines[1].startswith("Executed 'Functions.drainer' (Succeeded, Id=")
+
+
+@pytest.mark.e2e
+async def test_a_message_whose_function_is_cut_at_the_end_of_the_grace_period_stays_queued(
+        storage: str) -> None:
+    Queues(storage).send("cut", "only", base64_encode=False)
+    started = asyncio.Event()
+
+    async def function(msg: func.QueueMessage) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never finishes
+
+    listener = QueueListener(
+        QueueFunction("cutter", "msg", None, "cut", "Conn", function, True),
+        QueueOptions(batch_size=1, new_batch_threshold=0, max_polling_interval=0.2,
+                     message_encoding="none"),
+        lambda: None, environ={"Conn": storage})
+    task = asyncio.create_task(listener.run())
+    await asyncio.wait_for(started.wait(), 20)
+    listener.stop()
+    await asyncio.wait({task}, timeout=0.3)  # a short grace period
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert Queues(storage).count("cut") == 1  # invisible until its lease ends, then delivered

@@ -195,3 +195,47 @@ async def test_a_sleep_that_ends_early_does_not_fire_an_occurrence_twice(
     await asyncio.gather(task, return_exceptions=True)
     status = monitor.get("purge")
     assert status is not None and status.last == T0 and status.next == T0 + timedelta(days=1)
+
+
+async def test_stop_lets_a_running_invocation_finish_and_record_then_ends_the_runner(
+        monitor: ScheduleMonitor, caplog: pytest.LogCaptureFixture) -> None:
+    """devhost's shutdown: stop() during an invocation waits for it (it is recorded, so it
+    does not run again as past due), and logs the host's Executing/Executed lines."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def invoke(_: TimerFunction, request: func.TimerRequest) -> None:
+        started.set()
+        await release.wait()
+
+    runner = TimerRunner(timer(run_on_startup=True), ncrontab.parse(DAILY), monitor, invoke,
+                         Clock(T0))
+    caplog.set_level("INFO", logger="Function.purge")
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(started.wait(), 10)
+    runner.stop()
+    await asyncio.sleep(0.1)
+    assert not task.done()  # the running invocation is not cut
+    release.set()
+    await asyncio.wait_for(task, 10)  # and the runner ends instead of waiting for 02:30 tomorrow
+    status = monitor.get("purge")
+    assert status is not None and status.last == T0
+    lines = [r.getMessage() for r in caplog.records if r.name == "Function.purge"]
+    assert lines[0].startswith("Executing 'Functions.purge' (Reason='Timer fired at "
+                               "2026-11-29T02:30:00.0000000+00:00', Id=")
+    assert lines[1].startswith("Executed 'Functions.purge' (Succeeded, Id=")
+
+
+async def test_stop_ends_the_wait_for_the_next_occurrence_at_once(
+        monitor: ScheduleMonitor) -> None:
+    async def invoke(_: TimerFunction, request: func.TimerRequest) -> None:
+        raise AssertionError("not due")
+
+    runner = TimerRunner(timer(), ncrontab.parse(DAILY), monitor, invoke,
+                         Clock(T0 + timedelta(hours=1)))
+    task = asyncio.create_task(runner.run())
+    for _ in range(1000):  # until the runner waits for its next occurrence
+        if monitor.get("purge") is not None:
+            break
+        await asyncio.sleep(0.01)
+    runner.stop()
+    await asyncio.wait_for(task, 5)
