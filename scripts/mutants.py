@@ -187,6 +187,18 @@ MUTANTS = [
            "                    outcome = await self._compute_aside(snap)",
            "                    outcome = episode.compute(self.app, snap)",
            ("tests/devhost/test_episode.py::test_the_loop_keeps_serving_requests_while_a_long_history_replays",)),
+    Mutant("SIGTERM lets running work finish", "devhost/host.py",
+           "            waits.append(self.engine.close(self.config.grace))",
+           "            waits.append(self.engine.close())",
+           ("tests/devhost/test_shutdown.py::test_sigterm_lets_a_running_activity_finish_and_it_is_not_run_again",)),
+    Mutant("host-style logs at host.json levels", "devhost/hostlog.py",
+           "                if len(name) >= best:",
+           "                if best < 0:",
+           ("tests/devhost/test_hostlog.py::test_host_json_levels_hide_lines_by_category_and_show_pure_replays_at_debug",)),
+    Mutant("queue and timer functions log and drain", "devhost/queues.py",
+           "                await asyncio.wait(list(self._inflight))  # stopping: let them finish",
+           "                pass",
+           ("tests/devhost/test_queues.py::test_stop_fetches_nothing_new_and_lets_a_running_message_finish_and_be_deleted",)),
 ]
 
 

@@ -22,6 +22,16 @@ RPC = "/durabletask"
 FINISHED = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 
 
+async def wait_for_line(path: Path, timeout: float = 15.0) -> None:
+    """Until ``path`` holds a whole line (a witness an activity appends its pid to). The file
+    exists from the activity's ``open``, before its line is written: a kill in between would
+    erase the first run's trace, so existence alone is not enough."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text().endswith("\n")):
+        assert time.monotonic() < deadline, f"{path} never got a line"
+        await asyncio.sleep(0.02)
+
+
 def fresh_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

@@ -2,7 +2,6 @@
 acknowledged is lost, pending timers are re-armed and interrupted activities run again."""
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import aiohttp
 import pytest
 
 from devhost.history import EventType
-from tests.devhost.support import CAPABILITIES, Api, fresh_id, stored_history
+from tests.devhost.support import CAPABILITIES, Api, fresh_id, stored_history, wait_for_line
 from devhost.process import DevhostProcess
 
 pytestmark = pytest.mark.e2e
@@ -23,12 +22,6 @@ def workers(request: pytest.FixtureRequest) -> int:
     """One devhost process, and two workers killed together (the whole process group)."""
     return request.param
 
-
-async def _wait_for_file(path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        await asyncio.sleep(0.02)
 
 
 async def test_acknowledged_start_and_event_survive_kill_9(
@@ -61,7 +54,7 @@ async def test_activity_interrupted_by_kill_9_runs_again_after_restart(
         api = Api(session, host.url)
         started = await api.start(
             "steps", {"slow": {"dir": str(tmp_path), "key": key, "seconds": 1.0}})
-        await _wait_for_file(witness)  # the activity is mid-flight (sleeping)
+        await wait_for_line(witness)  # the activity is mid-flight (sleeping)
         host.kill()
 
         host.start()

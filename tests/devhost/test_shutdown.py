@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from devhost.process import DevhostProcess
-from tests.devhost.support import APPS, Api, fresh_id
+from tests.devhost.support import APPS, Api, fresh_id, wait_for_line
 
 pytestmark = pytest.mark.e2e
 
@@ -37,12 +37,6 @@ def hosts() -> Iterator[list[DevhostProcess]]:
     for host in started:
         host.kill()
 
-
-async def _wait_for_file(path: Path, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        await asyncio.sleep(0.02)
 
 
 def _refuses_connections(url: str) -> bool:
@@ -75,7 +69,7 @@ async def test_sigterm_lets_a_running_activity_finish_and_it_is_not_run_again(
     async with aiohttp.ClientSession() as session:
         await Api(session, host.url).start("holding", {"dir": str(tmp_path), "key": key},
                                            instance_id=key)
-    await _wait_for_file(runs)  # the activity is running, and waits for the release file
+    await wait_for_line(runs)  # the activity is running, and waits for the release file
     assert host.proc is not None
     host.proc.send_signal(signal.SIGTERM)
     # Shutting down: no new connection is accepted while the activity still runs.
@@ -102,7 +96,7 @@ async def test_an_activity_past_the_grace_period_is_named_and_runs_again_after_r
     async with aiohttp.ClientSession() as session:
         await Api(session, host.url).start("holding", {"dir": str(tmp_path), "key": key},
                                            instance_id=key)
-    await _wait_for_file(runs)
+    await wait_for_line(runs)
     assert host.proc is not None
     host.proc.send_signal(signal.SIGTERM)
     # The activity's thread never returns by itself: devhost must not wait for it.
@@ -127,7 +121,7 @@ async def test_sigterm_lets_a_running_http_request_finish(
     async with aiohttp.ClientSession() as session:
         request = asyncio.ensure_future(Api(session, host.url).request(
             "GET", f"/api/wait/{key}?dir={tmp_path}"))
-        await _wait_for_file(tmp_path / f"{key}.runs")
+        await wait_for_line(tmp_path / f"{key}.runs")
         assert host.proc is not None
         host.proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(_wait_until, lambda: _refuses_connections(host.url),
@@ -150,13 +144,13 @@ async def test_a_second_signal_stops_at_once_and_names_the_running_activity(
     async with aiohttp.ClientSession() as session:
         await Api(session, host.url).start("holding", {"dir": str(tmp_path), "key": key},
                                            instance_id=key)
-    await _wait_for_file(tmp_path / f"{key}.runs")
+    await wait_for_line(tmp_path / f"{key}.runs")
     assert host.proc is not None
     host.proc.send_signal(signal.SIGINT)  # Ctrl+C: a 30 s grace period begins
     _wait_until(lambda: "stopping" in host.output(), "devhost did not start stopping")
     host.proc.send_signal(signal.SIGINT)  # Ctrl+C again: stop now
     assert host.proc.wait(30) == 0, host.output()
-    assert f"a second signal came before 1 activity call(s) finished" in host.output()
+    assert "a second signal came before 1 activity call(s) finished" in host.output()
     assert f"activity 'hold' of instance '{key}'" in host.output()
 
 
@@ -168,7 +162,7 @@ async def test_ctrl_c_to_the_process_group_stops_two_workers_gracefully(
     async with aiohttp.ClientSession() as session:
         api = Api(session, host.url)
         await api.start("holding", {"dir": str(tmp_path), "key": key}, instance_id=key)
-        await _wait_for_file(tmp_path / f"{key}.runs")
+        await wait_for_line(tmp_path / f"{key}.runs")
         assert host.proc is not None
         # What `make run WORKERS=2` gets from Ctrl+C: SIGINT to the supervisor and the workers
         # at once. It must count as one request to stop (a second one stops at once).
@@ -188,7 +182,7 @@ async def test_a_request_past_the_grace_period_does_not_keep_devhost_alive(
     async with aiohttp.ClientSession() as session:
         request = asyncio.ensure_future(Api(session, host.url).request(
             "GET", f"/api/wait/{key}?dir={tmp_path}"))
-        await _wait_for_file(tmp_path / f"{key}.runs")
+        await wait_for_line(tmp_path / f"{key}.runs")
         assert host.proc is not None
         host.proc.send_signal(signal.SIGTERM)
         # The sync function's thread never returns by itself (no release file).
