@@ -114,3 +114,84 @@ async def test_a_backend_outage_is_raised_so_the_host_retries_the_message() -> N
     with pytest.raises(BackendUnavailable):
         await stop_from_message(message({"input": "aaron"}), host, SETTINGS)
     assert host.instances["workflow-aaron"].runtime_status == "Running"
+
+
+@pytest.mark.parametrize("body", [
+    b'{"input": "aaron", "source": NaN}',
+    b'{"input": "aaron", "source": -Infinity}',
+    b'{"input": Infinity}',
+])
+def test_a_message_that_is_not_strict_json_is_bad_even_outside_the_event(body: bytes) -> None:
+    with pytest.raises(BadStopMessage, match="^message is not UTF-8 JSON: .*is not valid JSON"):
+        parse_message(body)
+
+
+def test_a_message_nested_past_what_json_can_parse_is_bad_and_says_why() -> None:
+    depth = 100_000
+    with pytest.raises(BadStopMessage) as info:
+        parse_message(b"[" * depth + b"]" * depth)
+    assert str(info.value) == "message is not UTF-8 JSON: it nests too deeply"
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b'["aaron"]', 'message must be a JSON object {"input": "<key>", "event": ...}'),
+    (b'{"key": "aaron"}', 'message must have "input": the key, as a string'),
+    (b'{"input": ["aaron"]}', 'message must have "input": the key, as a string'),
+])
+def test_a_message_of_the_wrong_shape_names_the_shape_it_must_have(body: bytes,
+                                                                   reason: str) -> None:
+    with pytest.raises(BadStopMessage) as info:
+        parse_message(body)
+    assert str(info.value) == reason
+
+
+@pytest.mark.parametrize("event, reason", [
+    ("1e999", "event must be empty or valid JSON: Infinity is not valid JSON"),
+    ("[" * (MAX_PAYLOAD_DEPTH + 1) + "]" * (MAX_PAYLOAD_DEPTH + 1),
+     f"event must nest arrays and objects at most {MAX_PAYLOAD_DEPTH} levels deep"),
+])
+def test_a_refused_event_is_named_as_the_event_not_as_a_request_body(event: str,
+                                                                      reason: str) -> None:
+    with pytest.raises(BadStopMessage) as info:
+        parse_message(b'{"input": "aaron", "event": ' + event.encode() + b"}")
+    assert str(info.value) == reason
+
+
+async def test_a_stop_not_confirmed_in_time_completes_the_message_as_raised_not_confirmed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    host = FakeDurableClient()
+    host.seed("workflow-aaron")
+    host.process_events = False  # the host has the event but has not run the orchestrator yet
+    caplog.set_level(logging.INFO, logger="workflow.queue_stop")
+
+    outcome = await stop_from_message(message({"input": "aaron", "event": 7}), host,
+                                      Settings(stop_confirm_seconds=0.001))
+
+    assert outcome is Outcome.UNCONFIRMED
+    run = host.instances["workflow-aaron"]
+    assert run.runtime_status == "Running"
+    assert [name for name, _ in run.events] == ["Workflow"]  # the event is durable, not lost
+    assert [r.getMessage() for r in caplog.records] == [
+        "queued stop for key aaron: raised, not confirmed"]
+
+
+async def test_each_outcome_is_logged_once_at_info_with_the_key(
+        caplog: pytest.LogCaptureFixture) -> None:
+    host = FakeDurableClient()
+    host.seed("workflow-aaron")
+    caplog.set_level(logging.INFO, logger="workflow.queue_stop")
+    await stop_from_message(message({"input": "aaron"}), host, SETTINGS, "m-7")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "queued stop for key aaron: stopped")]
+
+
+async def test_a_bad_message_is_logged_as_an_error_with_its_id_and_the_rule_it_broke(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(BadStopMessage):
+        await stop_from_message(message({"input": "bad key"}), FakeDurableClient(), SETTINGS,
+                                "m-2")
+    [record] = caplog.records
+    assert record.levelname == "ERROR"
+    assert record.getMessage().startswith(
+        "queued stop m-2 refused, it will go to workflow-stop-poison once the host gives up: "
+        "key contains disallowed character U+0020 SPACE")

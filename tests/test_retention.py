@@ -20,8 +20,8 @@ from azure.durable_functions.models import DurableOrchestrationClient
 
 from tests.fakes import binding_json
 from workflow import retention
-from workflow.errors import BackendUnavailable, SettingsError
-from workflow.retention import RetentionSettings, purge_expired
+from workflow.errors import BackendError, BackendUnavailable, SettingsError
+from workflow.retention import MAX_DAYS, PurgeReport, RetentionSettings, purge_expired
 
 NOW = datetime(2026, 11, 29, 2, 30, tzinfo=timezone.utc)
 PAGE = 100
@@ -37,11 +37,17 @@ class Run:
 class FakeHub:
     """Instances behind the host's list and purge endpoints."""
 
-    def __init__(self, now: datetime = NOW) -> None:
+    def __init__(self, now: datetime = NOW, order: str = "created") -> None:
         self.now = now
+        # The order of a listing page: by creation time, or by instance id as Azure Storage's
+        # instances table (partitioned by instance id) answers it.
+        self.order = order
         self.runs: dict[str, Run] = {}
         self.requests: list[tuple[str, str]] = []
-        self.fail: BaseException | None = None
+        # A failure to answer with: an exception of the transport, or the host's status code.
+        self.fail: BaseException | int | None = None
+        self.fail_purge: BaseException | int | None = None
+        self.purge_deletes = True
 
     def add(self, instance_id: str, status: str, age: timedelta) -> None:
         self.runs[instance_id] = Run(instance_id, status, self.now - age)
@@ -61,10 +67,13 @@ class FakeHub:
         return sorted((r for r in self.runs.values()
                        if (low is None or r.created >= low) and (high is None or r.created <= high)
                        and (statuses is None or r.status in statuses)
-                       and r.instance_id.startswith(prefix)), key=lambda r: r.created)
+                       and r.instance_id.startswith(prefix)),
+                      key=lambda r: r.created if self.order == "created" else r.instance_id)
 
     async def get(self, url: str, function_invocation_id: str | None = None) -> list[Any]:
         self.requests.append(("GET", url))
+        if isinstance(self.fail, int):
+            return [self.fail, None]
         if self.fail:
             raise self.fail
         return [200, [{"name": "workflow_orchestrator", "instanceId": r.instance_id,
@@ -76,7 +85,11 @@ class FakeHub:
 
     async def delete(self, url: str, function_invocation_id: str | None = None) -> list[Any]:
         self.requests.append(("DELETE", url))
-        doomed = self._matching(url)
+        if isinstance(self.fail_purge, int):
+            return [self.fail_purge, None]
+        if self.fail_purge:
+            raise self.fail_purge
+        doomed = self._matching(url) if self.purge_deletes else []
         for run in doomed:
             del self.runs[run.instance_id]
         return [200, {"instancesDeleted": len(doomed)}] if doomed else [404, None]
@@ -161,8 +174,10 @@ async def test_retention_off_purges_nothing_and_asks_nothing(caplog: pytest.LogC
     hub.add("workflow-old", "Completed", 9999 * DAYS)
     caplog.set_level(logging.INFO, logger="workflow.retention")
     report = await retention.run(hub.client(), RetentionSettings(days=None), NOW)
-    assert report.purged == 0 and hub.requests == [] and "workflow-old" in hub.runs
-    assert "retention is off" in caplog.text
+    assert report == PurgeReport(0, 0, None, True)
+    assert hub.requests == [] and "workflow-old" in hub.runs
+    assert [r.getMessage() for r in caplog.records] == [
+        "retention is off (WORKFLOW_RETENTION_DAYS unset or 0): nothing purged"]
 
 
 async def test_the_timer_logs_how_many_runs_it_purged(caplog: pytest.LogCaptureFixture) -> None:
@@ -208,3 +223,137 @@ def test_a_timespan_schedule_is_accepted_as_the_host_accepts_it() -> None:
 def test_bad_retention_days_stop_startup_naming_the_setting(value: str) -> None:
     with pytest.raises(SettingsError, match="WORKFLOW_RETENTION_DAYS"):
         RetentionSettings.from_env({"WORKFLOW_RETENTION_DAYS": value})
+
+
+CUTOFF_30 = NOW - 30 * DAYS
+
+
+@pytest.mark.parametrize("crowd", ["live", "another app's", "newer"])
+async def test_a_full_page_of_runs_to_keep_does_not_hide_an_expired_run(crowd: str) -> None:
+    # Listed by instance id (as Azure Storage answers), the runs to keep come first: only the
+    # backend's filters (finished, created before the cutoff, this app's prefix) reach the
+    # expired run in the first page.
+    hub = FakeHub(order="instance_id")
+    for i in range(PAGE):
+        if crowd == "live":
+            hub.add(f"workflow-a{i:03}", "Running", 400 * DAYS)
+        elif crowd == "another app's":
+            hub.add(f"billing-{i:03}", "Completed", 400 * DAYS)
+        else:
+            hub.add(f"workflow-a{i:03}", "Completed", 1 * DAYS)
+    hub.add("workflow-z-expired", "Completed", 31 * DAYS)
+
+    report = await purge_expired(hub.client(), RetentionSettings(days=30), NOW)
+
+    assert report == PurgeReport(1, 1, CUTOFF_30, True)
+    assert "workflow-z-expired" not in hub.runs and len(hub.runs) == PAGE
+
+
+async def test_a_live_run_created_between_two_expired_runs_is_kept() -> None:
+    hub = FakeHub()
+    hub.add("workflow-first", "Completed", 40 * DAYS)
+    hub.add("workflow-running", "Running", 36 * DAYS)
+    hub.add("workflow-pending", "Pending", 35 * DAYS)
+    hub.add("workflow-suspended", "Suspended", 34 * DAYS)
+    hub.add("workflow-last", "Terminated", 32 * DAYS)
+
+    report = await purge_expired(hub.client(), RetentionSettings(days=30), NOW)
+
+    assert report.purged == 2
+    assert sorted(hub.runs) == ["workflow-pending", "workflow-running", "workflow-suspended"]
+
+
+async def test_a_run_created_exactly_at_the_cutoff_is_kept() -> None:
+    hub = FakeHub()
+    hub.add("workflow-at-cutoff", "Completed", 30 * DAYS)
+    report = await purge_expired(hub.client(), RetentionSettings(days=30), NOW)
+    assert report == PurgeReport(0, 0, CUTOFF_30, True)
+    assert "workflow-at-cutoff" in hub.runs
+
+
+async def test_a_batch_purges_only_its_pages_window_and_a_run_a_second_later_waits() -> None:
+    hub = FakeHub()
+    for i in range(PAGE):  # a full page, all created within one second
+        hub.add(f"workflow-k{i:03}", "Completed", 60 * DAYS)
+    hub.add("workflow-late", "Completed", 60 * DAYS - timedelta(seconds=1.5))
+
+    report = await purge_expired(hub.client(), RetentionSettings(days=30, max_batches=1), NOW)
+
+    assert report == PurgeReport(PAGE, 1, CUTOFF_30, False)
+    assert list(hub.runs) == ["workflow-late"]
+
+
+async def test_a_batch_that_purges_nothing_ends_the_run_instead_of_spinning() -> None:
+    hub = FakeHub()
+    hub.add("workflow-old", "Completed", 90 * DAYS)
+    hub.purge_deletes = False  # the backend's purge found nothing the listing showed (404)
+
+    report = await purge_expired(hub.client(), RetentionSettings(days=30), NOW)
+
+    assert report == PurgeReport(0, 1, CUTOFF_30, True)
+    assert [method for method, _ in hub.requests] == ["GET", "DELETE"]
+
+
+async def test_each_batch_and_the_total_are_logged_and_a_bounded_run_says_more_remain(
+        caplog: pytest.LogCaptureFixture) -> None:
+    hub = FakeHub()
+    for i in range(150):
+        hub.add(f"workflow-k{i}", "Completed", 60 * DAYS + timedelta(minutes=i))
+    caplog.set_level(logging.INFO, logger="workflow.retention")
+    before = "created before 2026-10-30T02:30:00+00:00"
+
+    await retention.run(hub.client(), RetentionSettings(days=30, max_batches=1), NOW)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"retention batch 1 purged 100 finished run(s) {before}",
+        f"retention purged 100 finished run(s) {before} in 1 batch(es); more remain for the "
+        "next run"]
+
+    caplog.clear()
+    await retention.run(hub.client(), RetentionSettings(days=30), NOW)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"retention batch 1 purged 50 finished run(s) {before}",
+        f"retention purged 50 finished run(s) {before} in 1 batch(es)"]
+
+
+@pytest.mark.parametrize("step", ["listing", "purging"])
+@pytest.mark.parametrize("failure, error, reason", [
+    (aiohttp.ClientConnectionError("refused"), BackendUnavailable, "unavailable while {}: refused"),
+    (500, BackendError, "error while {}: The operation failed with an unexpected status code 500"),
+])
+async def test_a_backend_failure_names_the_step_that_failed(
+        step: str, failure: BaseException | int, error: type[Exception], reason: str) -> None:
+    hub = FakeHub()
+    hub.add("workflow-old", "Completed", 90 * DAYS)
+    if step == "listing":
+        hub.fail = failure
+    else:
+        hub.fail_purge = failure
+    with pytest.raises(error) as info:
+        await purge_expired(hub.client(), RetentionSettings(days=30), NOW)
+    assert str(info.value) == "durable backend " + reason.format(f"{step} finished runs")
+    assert "workflow-old" in hub.runs
+
+
+@pytest.mark.parametrize("days", [0, -1, MAX_DAYS + 1, "30"])
+def test_retention_days_outside_one_to_the_maximum_are_refused(days: Any) -> None:
+    with pytest.raises(SettingsError) as info:
+        RetentionSettings(days=days)
+    assert str(info.value) == f"retention days must be 1..{MAX_DAYS} or None, got {days!r}"
+
+
+def test_the_maximum_retention_is_accepted_directly_and_from_the_setting() -> None:
+    assert RetentionSettings(days=MAX_DAYS).days == MAX_DAYS
+    assert RetentionSettings.from_env({"WORKFLOW_RETENTION_DAYS": str(MAX_DAYS)}).days == MAX_DAYS
+
+
+def test_a_run_must_be_allowed_at_least_one_batch() -> None:
+    with pytest.raises(SettingsError) as info:
+        RetentionSettings(days=30, max_batches=0)
+    assert str(info.value) == "max_batches must be at least 1, got 0"
+
+
+def test_retention_settings_are_read_from_the_process_environment_by_default(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKFLOW_RETENTION_DAYS", "12")
+    monkeypatch.setenv("WORKFLOW_RETENTION_SCHEDULE", "0 0 3 * * *")
+    assert RetentionSettings.from_env() == RetentionSettings(days=12, schedule="0 0 3 * * *")
