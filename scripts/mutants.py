@@ -144,7 +144,7 @@ MUTANTS = [
            '        payload = document.get("event")',
            ("tests/test_queue_stop.py",)),
     Mutant("retention purges exactly the old finished runs", "workflow/retention.py",
-           "        window_end = min(max(created) + timedelta(seconds=1), cutoff)",
+           "        window_end = min(max(created) + timedelta(seconds=1), cutoff - timedelta(microseconds=1))",
            "        window_end = max(created) + timedelta(seconds=1)",
            ("tests/test_retention.py",)),
     Mutant("a timer missed while devhost was down runs at startup", "devhost/timers.py",

@@ -271,6 +271,17 @@ async def test_a_run_created_exactly_at_the_cutoff_is_kept() -> None:
     assert "workflow-at-cutoff" in hub.runs
 
 
+async def test_a_run_created_exactly_at_a_cutoff_inside_a_second_is_kept() -> None:
+    # Listed with whole seconds, the run looks older than the cutoff and joins a batch; the
+    # fake's createdTimeTo is inclusive, so the purge window must end before the cutoff.
+    now = NOW + timedelta(milliseconds=400)
+    hub = FakeHub(now)
+    hub.add("workflow-at-cutoff", "Completed", 30 * DAYS)
+    hub.add("workflow-past", "Completed", 30 * DAYS + timedelta(seconds=5))
+    await purge_expired(hub.client(), RetentionSettings(days=30), now)
+    assert list(hub.runs) == ["workflow-at-cutoff"]
+
+
 async def test_a_batch_purges_only_its_pages_window_and_a_run_a_second_later_waits() -> None:
     hub = FakeHub()
     for i in range(PAGE):  # a full page, all created within one second

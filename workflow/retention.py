@@ -160,7 +160,9 @@ async def purge_expired(client: RetentionClient, settings: RetentionSettings,
             return PurgeReport(purged, batches, cutoff, True)
         batches += 1
         # Status times have whole seconds; the run's stored time may be later in that second.
-        window_end = min(max(created) + timedelta(seconds=1), cutoff)
+        # The window ends just before the cutoff: a backend whose ``createdTimeTo`` is inclusive
+        # must not purge a run created at the cutoff itself.
+        window_end = min(max(created) + timedelta(seconds=1), cutoff - timedelta(microseconds=1))
         result = await _call(client.purge_instance_history_by(
             created_time_from=min(created), created_time_to=window_end,
             runtime_status=list(FINISHED)), "purging finished runs")
