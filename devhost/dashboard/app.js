@@ -266,14 +266,20 @@ async function startInstance(event) {
 let current = null;
 
 async function loadInstance(id) {
+  if (current !== id) {
+    // The actions target the instance the URL names from the moment it changes: never show
+    // (or act on) the previous instance while the new one loads.
+    current = id;
+    showError($("action-error"), "");
+    showText($("action-result"), "");
+    showText($("i-id"), id);
+    for (const field of ["i-status", "i-input", "i-output", "i-custom"]) showText($(field), "");
+    $("timeline").replaceChildren();
+  }
   busy = true;
   try {
     const r = await call("GET", `${API}/instances/${encodeURIComponent(id)}`);
-    if (current !== id) {
-      showError($("action-error"), "");
-      showText($("action-result"), "");
-      current = id;
-    }
+    if (current !== id) return;  // navigated to another instance meanwhile
     if (r.status !== 200) {
       banner(errorText(r.status, r.body));
       showText($("i-id"), id);

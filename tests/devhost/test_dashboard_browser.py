@@ -278,6 +278,7 @@ def test_restart_purge_one_and_purge_by_filter(page: Page, host: DevhostProcess)
     page.click("#act-restart")
     expect(page).not_to_have_url(re.compile(re.escape(first) + "$"))
     restarted = page.url.rsplit("/", 1)[-1]
+    expect(page.locator("#i-id")).to_have_text(restarted)
     expect(page.locator("#i-status")).to_have_text("Completed")
     expect(page.locator("#i-output")).to_contain_text("Hello again")
     page.click("#act-purge")
