@@ -14,8 +14,10 @@ tests still pass *survived*: the script prints the table and exits 1.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -226,6 +228,22 @@ def apply(mutant: Mutant, root: Path) -> None:
     path.write_text("\n".join(lines))
 
 
+def kill_processes_under(root: Path) -> int:
+    """SIGKILL every process whose command line names ``root`` (Linux ``/proc``); how many."""
+    marker = str(root).encode()
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ProcessLookupError):
+            continue  # gone meanwhile, or not ours to read
+    return killed
+
+
 def run(mutant: Mutant, timeout: float, mutate: bool = True) -> tuple[str, float, str]:
     """``killed`` (the tests failed), ``SURVIVED`` (they passed) or ``error`` (no verdict), the
     seconds it took, and pytest's line for the first failing test."""
@@ -243,6 +261,10 @@ def run(mutant: Mutant, timeout: float, mutate: bool = True) -> tuple[str, float
                 cwd=root, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return "killed (timeout)", time.monotonic() - started, detail
+        finally:
+            # A mutant can break cleanup itself (e.g. workers that no longer die with their
+            # supervisor): kill whatever still runs from this copy.
+            kill_processes_under(root)
     # pytest: 0 all passed, 1 some failed; anything else is a usage/collection problem.
     verdict = {0: "SURVIVED", 1: "killed"}.get(result.returncode, f"error (pytest {result.returncode})")
     if verdict.startswith("error"):
