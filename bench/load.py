@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -40,6 +41,20 @@ def percentile(samples: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] * 1000
+
+
+class Samples:
+    """Per-lifecycle latencies (seconds) collected by concurrent driver threads (the peers)."""
+
+    def __init__(self) -> None:
+        self.start: list[float] = []
+        self.send_to_done: list[float] = []
+        self._lock = threading.Lock()
+
+    def add(self, start: float, send_to_done: float) -> None:
+        with self._lock:
+            self.start.append(start)
+            self.send_to_done.append(send_to_done)
 
 
 def _session(concurrency: int) -> aiohttp.ClientSession:

@@ -43,12 +43,13 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from bench.load import Samples, percentile
 
 EVENT = "Workflow"
 # Measured on the 2-core machine (2000 lifecycles, pool of 1, quiet machine): 1, 8, 32 and 64
@@ -89,15 +90,6 @@ class PeerMismatch(AssertionError):
 def expected_output(payload: Any) -> dict[str, Any]:
     """The output every lifecycle must end with: the app's contract."""
     return {"outcome": "stopped", "event": payload}
-
-
-def percentile_ms(samples: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of ``samples`` (seconds) in ms; same nearest-rank rule as
-    :func:`bench.load.percentile`, so the peer's figures compare one for one."""
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] * 1000
 
 
 def _register() -> tuple[Callable[[], dict[str, Any]], Callable[..., Any]]:
@@ -153,31 +145,17 @@ def _parked(steps: list[dict[str, Any]]) -> bool:
     return any(s["function_name"] == "DBOS.sleep" for s in steps)
 
 
-class _Samples:
-    """Per-lifecycle latencies collected by concurrent drivers."""
-
-    def __init__(self) -> None:
-        self.start: list[float] = []
-        self.send_to_done: list[float] = []
-        self._lock = threading.Lock()
-
-    def add(self, start: float, send_to_done: float) -> None:
-        with self._lock:
-            self.start.append(start)
-            self.send_to_done.append(send_to_done)
-
-
 def _check(key: str, payload: Any, result: Any) -> None:
     if result != expected_output(payload):
         raise PeerMismatch(f"{key}: result {result!r}, expected {expected_output(payload)!r}")
 
 
 def _threads_phase(wf: Callable[[], Any], keys: list[str], concurrency: int,
-                   park: bool) -> tuple[_Samples, float]:
+                   park: bool) -> tuple[Samples, float]:
     """Run ``keys`` lifecycles on ``concurrency`` driver threads; (samples, wall seconds)."""
     from dbos import DBOS, SetWorkflowID
 
-    samples = _Samples()
+    samples = Samples()
 
     def one(i: int) -> None:
         key = keys[i]
@@ -206,13 +184,13 @@ def _threads_phase(wf: Callable[[], Any], keys: list[str], concurrency: int,
 
 
 def _async_phase(wf: Callable[..., Any], keys: list[str], concurrency: int,
-                 park: bool) -> tuple[_Samples, float]:
+                 park: bool) -> tuple[Samples, float]:
     """As :func:`_threads_phase`, with ``concurrency`` coroutine drivers on one event loop
     using DBOS's async API (workflows then run as tasks on this loop, database calls in
     DBOS's thread pool)."""
     from dbos import DBOS, SetWorkflowID
 
-    samples = _Samples()
+    samples = Samples()
 
     async def one(i: int) -> None:
         key = keys[i]
@@ -348,14 +326,14 @@ def run(lifecycles: int, concurrency: int, workdir: str | os.PathLike[str], unlo
 
     return {
         "peer_dbos_lifecycles_per_s": lifecycles / wall,
-        "peer_dbos_send_to_done_p50_ms": percentile_ms(one.send_to_done, 0.5),
-        "peer_dbos_send_to_done_p99_ms": percentile_ms(one.send_to_done, 0.99),
-        "peer_dbos_start_p50_ms": percentile_ms(one.start, 0.5),
-        "peer_dbos_start_p99_ms": percentile_ms(one.start, 0.99),
-        "peer_dbos_loaded_send_to_done_p50_ms": percentile_ms(loaded.send_to_done, 0.5),
-        "peer_dbos_loaded_send_to_done_p99_ms": percentile_ms(loaded.send_to_done, 0.99),
-        "peer_dbos_loaded_start_p50_ms": percentile_ms(loaded.start, 0.5),
-        "peer_dbos_loaded_start_p99_ms": percentile_ms(loaded.start, 0.99),
+        "peer_dbos_send_to_done_p50_ms": percentile(one.send_to_done, 0.5),
+        "peer_dbos_send_to_done_p99_ms": percentile(one.send_to_done, 0.99),
+        "peer_dbos_start_p50_ms": percentile(one.start, 0.5),
+        "peer_dbos_start_p99_ms": percentile(one.start, 0.99),
+        "peer_dbos_loaded_send_to_done_p50_ms": percentile(loaded.send_to_done, 0.5),
+        "peer_dbos_loaded_send_to_done_p99_ms": percentile(loaded.send_to_done, 0.99),
+        "peer_dbos_loaded_start_p50_ms": percentile(loaded.start, 0.5),
+        "peer_dbos_loaded_start_p99_ms": percentile(loaded.start, 0.99),
         "peer_dbos_launch_ms": launch_s * 1000,
         "peer_dbos_lifecycles": float(lifecycles),
         "peer_dbos_concurrency": float(concurrency),

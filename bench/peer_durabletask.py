@@ -32,12 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import socket
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
+
+from bench.load import Samples, percentile
+from devhost.process import free_port
 
 EVENT = "Workflow"
 #: Closed-loop drivers (client threads), as for the DBOS peer.
@@ -63,33 +64,6 @@ def lifecycle(ctx: Any, _input: Any) -> Any:
     return expected_output(payload)
 
 
-def percentile_ms(samples: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of ``samples`` (seconds) in ms; the nearest-rank rule of
-    :func:`bench.load.percentile`, so the figures compare one for one."""
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] * 1000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Samples:
-    def __init__(self) -> None:
-        self.start: list[float] = []
-        self.send_to_done: list[float] = []
-        self._lock = threading.Lock()
-
-    def add(self, start: float, send_to_done: float) -> None:
-        with self._lock:
-            self.start.append(start)
-            self.send_to_done.append(send_to_done)
-
-
 def _check(key: str, payload: Any, state: Any) -> None:
     from durabletask.client import OrchestrationStatus
 
@@ -102,10 +76,10 @@ def _check(key: str, payload: Any, state: Any) -> None:
 
 
 def _phase(client: Any, keys: list[str], concurrency: int, park: bool = False
-           ) -> tuple[_Samples, float]:
+           ) -> tuple[Samples, float]:
     """Run ``keys`` lifecycles on ``concurrency`` driver threads; (samples, wall seconds).
     ``park``: raise only once the first episode has completed (untimed wait)."""
-    samples = _Samples()
+    samples = Samples()
 
     def one(i: int) -> None:
         key, payload = keys[i], {"n": i}
@@ -162,7 +136,7 @@ def run(lifecycles: int, concurrency: int, unloaded: int = 50, *, warmup: int = 
     quiet = logging.getLogger("bench.peer_durabletask.sdk")
     quiet.setLevel(logging.ERROR)
     logging.getLogger("durabletask").setLevel(logging.WARNING)
-    port = _free_port()
+    port = free_port()
     backend = create_test_backend(port=port, max_history_size=100)
     try:
         address = f"localhost:{port}"
@@ -193,16 +167,16 @@ def run(lifecycles: int, concurrency: int, unloaded: int = 50, *, warmup: int = 
         backend.stop()
     return {
         "peer_durabletask_lifecycles_per_s": lifecycles / wall,
-        "peer_durabletask_send_to_done_p50_ms": percentile_ms(one.send_to_done, 0.5),
-        "peer_durabletask_send_to_done_p99_ms": percentile_ms(one.send_to_done, 0.99),
-        "peer_durabletask_start_p50_ms": percentile_ms(one.start, 0.5),
-        "peer_durabletask_start_p99_ms": percentile_ms(one.start, 0.99),
-        "peer_durabletask_parked_send_to_done_p50_ms": percentile_ms(parked.send_to_done, 0.5),
-        "peer_durabletask_parked_send_to_done_p99_ms": percentile_ms(parked.send_to_done, 0.99),
-        "peer_durabletask_loaded_send_to_done_p50_ms": percentile_ms(loaded.send_to_done, 0.5),
-        "peer_durabletask_loaded_send_to_done_p99_ms": percentile_ms(loaded.send_to_done, 0.99),
-        "peer_durabletask_loaded_start_p50_ms": percentile_ms(loaded.start, 0.5),
-        "peer_durabletask_loaded_start_p99_ms": percentile_ms(loaded.start, 0.99),
+        "peer_durabletask_send_to_done_p50_ms": percentile(one.send_to_done, 0.5),
+        "peer_durabletask_send_to_done_p99_ms": percentile(one.send_to_done, 0.99),
+        "peer_durabletask_start_p50_ms": percentile(one.start, 0.5),
+        "peer_durabletask_start_p99_ms": percentile(one.start, 0.99),
+        "peer_durabletask_parked_send_to_done_p50_ms": percentile(parked.send_to_done, 0.5),
+        "peer_durabletask_parked_send_to_done_p99_ms": percentile(parked.send_to_done, 0.99),
+        "peer_durabletask_loaded_send_to_done_p50_ms": percentile(loaded.send_to_done, 0.5),
+        "peer_durabletask_loaded_send_to_done_p99_ms": percentile(loaded.send_to_done, 0.99),
+        "peer_durabletask_loaded_start_p50_ms": percentile(loaded.start, 0.5),
+        "peer_durabletask_loaded_start_p99_ms": percentile(loaded.start, 0.99),
         "peer_durabletask_lifecycles": float(lifecycles),
         "peer_durabletask_concurrency": float(concurrency),
     }

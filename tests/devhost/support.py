@@ -9,6 +9,8 @@ import asyncio
 import json
 import sqlite3
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,6 +32,21 @@ async def wait_for_line(path: Path, timeout: float = 15.0) -> None:
     while not (path.exists() and path.read_text().endswith("\n")):
         assert time.monotonic() < deadline, f"{path} never got a line"
         await asyncio.sleep(0.02)
+
+
+def send(url: str, method: str = "GET", *, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One blocking HTTP request: (status, parsed JSON body, or its text when not JSON)."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw, status = resp.read(), resp.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
 
 
 def fresh_id(prefix: str = "t") -> str:

@@ -11,8 +11,6 @@ import http.server
 import json
 import re
 import threading
-import urllib.error
-import urllib.request
 from urllib.parse import quote
 from typing import Any, Callable, Iterator
 
@@ -20,7 +18,7 @@ import pytest
 
 from devhost.process import REPO, DevhostProcess, free_port
 from tests.devhost.browser import require_browser
-from tests.devhost.support import CAPABILITIES, WEBHOOK, fresh_id
+from tests.devhost.support import CAPABILITIES, WEBHOOK, fresh_id, send
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = require_browser()
@@ -32,22 +30,11 @@ expect.set_options(timeout=15_000)
 
 # ---- devhost side ---------------------------------------------------------------------------------
 
-def send(url: str, method: str = "GET", body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw, status = resp.read(), resp.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
-    return status, json.loads(raw) if raw else None
-
 
 def start(host: DevhostProcess, name: str, value: Any, iid: str | None = None) -> str:
     """Start through the app's own starter (the SDK's ``start_new``)."""
     path = f"/api/orchestrators/{name}" + (f"/{quote(iid, safe='')}" if iid else "")
-    status, body = send(host.url + path,
-                        "POST", json.dumps(value).encode())
+    status, body = send(host.url + path, "POST", body=json.dumps(value).encode())
     assert status == 202, body
     return body["id"]
 
@@ -153,8 +140,8 @@ def test_list_updates_live_without_reload(page: Page, host: DevhostProcess) -> N
     expect(page.locator("#empty")).to_be_visible()
     iid = start(host, "waiter", "l", f"{prefix}a")
     expect(page.locator(f'#rows tr[data-id="{iid}"] .badge')).to_have_text("Running")
-    send(f"{host.url}{WEBHOOK}/instances/{iid}/raiseEvent/Go", "POST", b"1",
-         {"Content-Type": "application/json"})
+    send(f"{host.url}{WEBHOOK}/instances/{iid}/raiseEvent/Go", "POST", body=b"1",
+         headers={"Content-Type": "application/json"})
     expect(page.locator(f'#rows tr[data-id="{iid}"] .badge')).to_have_text("Completed")
 
 
@@ -201,8 +188,8 @@ def test_instance_page_updates_live(page: Page, host: DevhostProcess) -> None:
     page.goto(f"{host.url}/_devhost/?poll=250#/instance/{iid}")
     expect(page.locator("#i-status")).to_have_text("Running")
     expect(page.locator("#i-custom")).to_contain_text('"stage": "waiting"')
-    send(f"{host.url}{WEBHOOK}/instances/{iid}/raiseEvent/Go", "POST", b'{"v": 1}',
-         {"Content-Type": "application/json"})
+    send(f"{host.url}{WEBHOOK}/instances/{iid}/raiseEvent/Go", "POST", body=b'{"v": 1}',
+         headers={"Content-Type": "application/json"})
     expect(page.locator("#i-status")).to_have_text("Completed")
     expect(page.locator("#timeline tr.kind-eventRaised")).to_contain_text('{"v":1}')
 
@@ -403,8 +390,8 @@ def test_hostile_ids_inputs_events_outputs_and_failures_are_shown_as_text(
     waiting = start(host, "waiter", HOSTILE_SCRIPT, f"{prefix}{HOSTILE}")
     failing = start(host, "fails", HOSTILE_SCRIPT, f"{prefix}-fails")
     send(f"{host.url}{WEBHOOK}/instances/{quote(waiting, safe='')}/raiseEvent/Go", "POST",
-         json.dumps(HOSTILE).encode(),
-         {"Content-Type": "application/json"})
+         body=json.dumps(HOSTILE).encode(),
+         headers={"Content-Type": "application/json"})
     search_prefix(page, prefix)
     expect(page.locator("#rows tr")).to_have_count(2)
     expect(page.locator("#rows a", has_text=HOSTILE)).to_have_count(1)

@@ -5,8 +5,6 @@ check-status URLs) keep working."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Callable
 
 import pytest
@@ -14,7 +12,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from devhost.guard import HostPolicy, refusal
 from devhost.process import DevhostProcess
-from tests.devhost.support import CAPABILITIES, WEBHOOK, fresh_id
+from tests.devhost.support import CAPABILITIES, WEBHOOK, fresh_id, send
 
 LOCAL = HostPolicy.for_bind("127.0.0.1", "")
 
@@ -76,19 +74,6 @@ def test_reads_and_the_apps_own_routes_are_left_to_the_same_origin_policy_and_th
 
 # ---- on a real devhost ------------------------------------------------------------------------
 
-def send(url: str, method: str = "GET", headers: dict | None = None, body: bytes | None = None
-         ) -> tuple[int, object]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw, status = resp.read(), resp.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw.decode(errors="replace")
-
 
 @pytest.fixture(scope="module", params=["fastpath", "loopback-http"])
 def host(request: pytest.FixtureRequest,
@@ -110,8 +95,9 @@ def test_rebound_host_name_gets_403_json_and_changes_nothing(host: DevhostProces
     evil = {"Host": f"evil.example:{host.port}"}
     for method, path in [("GET", "/_devhost/"), ("GET", f"/_devhost/api/instances/{iid}"),
                          ("POST", f"{WEBHOOK}/instances/{iid}/terminate"),
-                         ("POST", f"/api/client/terminate")]:
-        status, body = send(host.url + path, method, evil, b"{}" if method == "POST" else None)
+                         ("POST", "/api/client/terminate")]:
+        status, body = send(host.url + path, method, headers=evil,
+                            body=b"{}" if method == "POST" else None)
         assert status == 403 and "evil.example" in body["error"], (path, status, body)
     status, body = send(f"{host.url}{WEBHOOK}/instances/{iid}")
     assert body["runtimeStatus"] in ("Pending", "Running")
@@ -122,8 +108,9 @@ def test_foreign_origin_is_refused_while_sdk_client_and_check_status_urls_keep_w
         host: DevhostProcess) -> None:
     iid, urls = start_waiter(host)
     status, body = send(urls["sendEventPostUri"].replace("{eventName}", "Go"), "POST",
-                        {"Origin": "http://evil.example", "Content-Type": "application/json"},
-                        b'"x"')
+                        headers={"Origin": "http://evil.example",
+                                 "Content-Type": "application/json"},
+                        body=b'"x"')
     assert status == 403 and "evil.example" in body["error"]
     # The URL create_check_status_response handed out, called by a script (no Origin).
     status, _ = send(urls["suspendPostUri"].replace("{text}", "pause"), "POST")
@@ -131,11 +118,12 @@ def test_foreign_origin_is_refused_while_sdk_client_and_check_status_urls_keep_w
     # The app's own route calling the SDK client (over HTTP to /durabletask/ without the
     # fast path), from a browser page on another origin: the app's business, so served.
     status, body = send(f"{host.url}/api/client/raise_event", "POST",
-                        {"Origin": "http://evil.example", "Content-Type": "application/json"},
-                        json.dumps({"instance_id": iid, "event_name": "Go",
+                        headers={"Origin": "http://evil.example",
+                                 "Content-Type": "application/json"},
+                        body=json.dumps({"instance_id": iid, "event_name": "Go",
                                     "event_data": "ok"}).encode())
     assert status == 200 and "error" not in body, body
     # Same-origin (the dashboard) is served.
     status, _ = send(urls["resumePostUri"].replace("{text}", "go"), "POST",
-                     {"Origin": host.url, "Sec-Fetch-Site": "same-origin"})
+                     headers={"Origin": host.url, "Sec-Fetch-Site": "same-origin"})
     assert status == 202
