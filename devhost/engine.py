@@ -285,6 +285,15 @@ class Engine:
                 # Never before the instance's last episode (another worker's clock may be
                 # later than ours): OrchestratorStarted times must not decrease.
                 at = max(self.now(), inst.updated_at)
+                if inst.status == RuntimeStatus.SUSPENDED:
+                    # Everything but a control message waits in the inbox until a resume:
+                    # look for those only, so each message raised meanwhile costs the same
+                    # whatever number already waits (the episode of a resume or terminate
+                    # reads them all).
+                    control = self.store.visible_control(instance_id, at)
+                    if not any(m.kind != "suspend" for m in control):
+                        return Snapshot(inst, at, control, self._history(inst)) \
+                            if control else None
                 messages = self.store.visible_messages(instance_id, at)
                 if messages:
                     return Snapshot(inst, at, messages, self._history(inst))
