@@ -64,7 +64,11 @@ OFFLOAD_EVENTS = 400
 #: How long the loop waits, blocked, for an episode's thread before it lets the episode run
 #: on alone and goes back to serving (see Engine._compute).
 SYNC_SECONDS = 0.005
-#: The GIL switch interval while an episode runs on alone (see Engine._slow_changed).
+#: How long a drain awaits an episode (serving requests meanwhile) before it lets the episode
+#: run on alone and goes on with the next ones: long replays are awaited one at a time (two at
+#: once would only contend for the GIL), a blocked orchestrator holds the others this long.
+DETACH_SECONDS = 0.5
+#: The GIL switch interval while an episode runs off the loop (see Engine._slow_changed).
 REPLAY_SWITCH_INTERVAL = 0.0005
 #: Threads running orchestrator episodes (the Python worker's sync thread pool is as large).
 ORCHESTRATOR_THREADS = 32
@@ -279,7 +283,7 @@ class Engine:
                 snap = self._read(iid)
                 if snap is None:
                     continue
-                outcome = self._compute(snap)
+                outcome = await self._compute(snap)
             except Exception as exc:
                 self._failed(iid, exc, "episode")
                 continue
@@ -293,13 +297,14 @@ class Engine:
             self._ready[iid] = None
         self._apply(done)
 
-    def _compute(self, snap: Snapshot) -> Outcome | None:
+    async def _compute(self, snap: Snapshot) -> Outcome | None:
         """Compute an episode on an orchestrator thread. The loop waits for it, blocked, up to
         ``SYNC_SECONDS`` (nothing else would run meanwhile, and a short episode costs only the
         hop); an episode still running then, or one of a long history (``offload_events``),
-        runs on alone while the loop serves requests and other episodes: None is returned
-        and its commit is applied when it ends (:meth:`_ended`). At ``functionTimeout`` it is
-        abandoned (:meth:`_timed_out`).
+        is awaited while the loop serves requests, up to ``DETACH_SECONDS``; one still
+        running then runs on alone while the drain goes on: None is returned and its commit
+        is applied when it ends (:meth:`_ended`). At ``functionTimeout`` it is abandoned
+        (:meth:`_timed_out`).
 
         Raises: what the episode raised (a devhost bug: the caller retries the instance).
         """
@@ -313,6 +318,11 @@ class Engine:
         iid = snap.instance.instance_id
         self._slow[iid] = job
         self._slow_changed()
+        await asyncio.wait([asyncio.wrap_future(future)], timeout=DETACH_SECONDS)
+        if future.done():
+            del self._slow[iid]
+            self._slow_changed()
+            return future.result()
         loop = self.loop
         job.timers.append(loop.call_later(STUCK_SECONDS, self._stuck, job))
         if self._function_timeout is not None:
