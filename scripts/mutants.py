@@ -1,6 +1,6 @@
 """``make mutants``: one small change per guarantee must make the test that proves it fail.
 
-Each mutant below names the guarantee it breaks (the README's guarantees table, in order), a
+Each mutant below names the guarantee it breaks (docs/guarantees.md's table, in order), a
 one-line change (an exact line of the code, replaced), and the test(s) that must catch it. Every
 mutant is applied to a fresh temporary copy of the repository (``git ls-files``; the working tree
 is never touched) and the named tests run there with this virtualenv's Python. A mutant whose
@@ -8,7 +8,7 @@ tests still pass *survived*: the script prints the table and exits 1.
 
     python scripts/mutants.py            # run all (``make mutants``)
     python scripts/mutants.py -k stop    # only mutants whose guarantee or file matches "stop"
-    python scripts/mutants.py --table    # print the README's mutation table, run nothing
+    python scripts/mutants.py --table    # print docs/mutation-testing.md's table, run nothing
     python scripts/mutants.py --baseline # the named tests pass without the mutations
 """
 from __future__ import annotations
@@ -290,7 +290,7 @@ def table() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-k", default="", help="only mutants whose guarantee or file contains this")
-    parser.add_argument("--table", action="store_true", help="print the README table and exit")
+    parser.add_argument("--table", action="store_true", help="print the table of docs/mutation-testing.md and exit")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
     parser.add_argument("--baseline", action="store_true",
                         help="run the named tests without the mutations: each must pass")
