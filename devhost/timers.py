@@ -180,17 +180,18 @@ class TimerRunner:
                 log.warning("timer %s: schedule %r never fires again", self.fn.name,
                             self.fn.schedule)
                 return
-            if self._wait_until is not None:
+            if self._wait_until is not None:  # devhost.testing's virtual clock
                 await self._wait_until(due)
-                if self._stopping.is_set():
-                    return
-            else:
-                try:
-                    await asyncio.wait_for(self._stopping.wait(),
-                                           max(0.0, (due - self._clock()).total_seconds()))
-                    return
-                except asyncio.TimeoutError:
-                    pass
+                if not self._stopping.is_set():
+                    await self._fire(due, past_due=False, status=self.monitor.get(self.fn.name)
+                                     if self.monitor else None)
+                continue
+            try:
+                await asyncio.wait_for(self._stopping.wait(),
+                                       max(0.0, (due - self._clock()).total_seconds()))
+                return
+            except asyncio.TimeoutError:
+                pass
             await self._fire(due, past_due=False,
                              status=self.monitor.get(self.fn.name) if self.monitor else None)
 
