@@ -1,6 +1,6 @@
 """``make mutants``: one small change per guarantee must make the test that proves it fail.
 
-Each mutant below names the guarantee it breaks (docs/guarantees.md's table, in order), a
+Each mutant below names the guarantee it breaks (the README's guarantees table, in order), a
 one-line change (an exact line of the code, replaced), and the test(s) that must catch it. Every
 mutant is applied to a fresh temporary copy of the repository (``git ls-files``; the working tree
 is never touched) and the named tests run there with this virtualenv's Python. A mutant whose
