@@ -133,7 +133,7 @@ class _VirtualTimers:
     def running(self) -> list[str]:
         """Timer functions not parked: running, or about to run or park."""
         parked = sum(1 for _, _, f in self._waits if not f.done())
-        live = [name for name, task in zip(self.names, self.tasks) if not task.done()]
+        live = [name for name, task in zip(self.names, self.tasks, strict=True) if not task.done()]
         return live if len(live) > parked else []
 
     def start(self, fn: TimerFunction, schedule: ncrontab.Schedule,
@@ -202,7 +202,7 @@ class _ClientRouter:
         self.hosts.pop(rpc_base, None)
         if not self.hosts and self.saved:
             module = self._module()
-            for name, fn in zip(self._NAMES, (self._post, self._get, self._delete)):
+            for name, fn in zip(self._NAMES, (self._post, self._get, self._delete), strict=True):
                 if getattr(module, name) == fn:
                     setattr(module, name, self.saved[name])
             self.saved = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import itertools
 import os
 import sys
 from datetime import datetime, timedelta
@@ -15,7 +16,8 @@ import pytest
 
 from devhost.process import REPO
 from devhost.testing import TestHost, run_app
-from devhost.testing.pytest_plugin import devhost_app, devhost_app_dir, devhost_app_settings  # noqa: F401
+
+pytest_plugins = ["devhost.testing.pytest_plugin"]
 
 APPROVAL = Path(__file__).resolve().parent / "apps" / "approval"
 WEEK = str(7 * 24 * 3600)
@@ -152,7 +154,7 @@ async def test_timer_triggers_fire_at_their_virtual_times() -> None:
         assert len(digests) == 3
         times = sorted(s.created_time for s in digests)
         assert all((t.hour, t.minute, t.second) == (9, 0, 0) for t in times)
-        assert [b - a for a, b in zip(times, times[1:])] == [timedelta(days=1)] * 2
+        assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(days=1)] * 2
         assert all(s.output == {"waiting": 1} for s in digests)
 
 
