@@ -201,6 +201,10 @@ MUTANTS = [
            "                await asyncio.wait(list(self._inflight))  # stopping: let them finish",
            "                pass",
            ("tests/devhost/test_queues.py::test_stop_fetches_nothing_new_and_lets_a_running_message_finish_and_be_deleted",)),
+    Mutant("devhost.testing visits every due moment", "devhost/testing/__init__.py",
+           "            self.clock.now = max(self.clock.now, min(due))",
+           "            self.clock.now = max(self.clock.now, target)",
+           ("tests/devhost/test_testing.py::test_an_approval_reminds_every_day_and_records_the_decision",)),
 ]
 
 
