@@ -3,7 +3,9 @@ every ``#anchor`` names a heading of the page it points at (as GitHub renders it
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,18 @@ def test_every_relative_link_reaches_a_file_and_a_heading(page: Path) -> None:
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
             broken.append(f"{target}: no heading with that id in {resolved.relative_to(REPO)}")
     assert not broken, f"{page.relative_to(REPO)}: " + "; ".join(broken)
+
+
+def test_the_mutation_table_is_the_one_scripts_mutants_prints() -> None:
+    spec = importlib.util.spec_from_file_location("mutants", REPO / "scripts" / "mutants.py")
+    assert spec and spec.loader
+    mutants = importlib.util.module_from_spec(spec)
+    sys.modules["mutants"] = mutants  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(mutants)
+    finally:
+        del sys.modules["mutants"]
+    page = (REPO / "docs" / "mutation-testing.md").read_text()
+    assert mutants.table().strip() in page, (
+        "docs/mutation-testing.md's table is not what `python scripts/mutants.py --table` prints: "
+        "paste that output over it")
