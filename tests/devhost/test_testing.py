@@ -20,6 +20,7 @@ from devhost.testing import TestHost, run_app
 pytest_plugins = ["devhost.testing.pytest_plugin"]
 
 APPROVAL = Path(__file__).resolve().parent / "apps" / "approval"
+CAPABILITIES = APPROVAL.parent / "capabilities"
 WEEK = str(7 * 24 * 3600)
 
 
@@ -194,3 +195,20 @@ async def test_the_pytest_fixture_runs_the_app_with_its_settings(devhost_app: Te
     await devhost_app.post("/api/start/k")
     await devhost_app.advance(days=7, seconds=1)
     assert (await devhost_app.get("/api/check/k")).json()["output"] == {"outcome": "timed_out"}
+
+
+async def test_another_app_runs_its_sync_and_async_activities() -> None:
+    async with run_app(CAPABILITIES) as host:
+        await host.client.start_new("chain", "c1", "ana")
+        await host.advance()
+        st = await host.client.get_status("c1")
+        assert st.runtime_status.value == "Completed"
+        assert st.output == ["Hello ana", "Hi Hello ana"]
+
+
+async def test_an_activity_that_does_not_return_is_named_when_idle_times_out(tmp_path: Path) -> None:
+    async with run_app(CAPABILITIES, idle_timeout=0.3) as host:
+        slow = {"dir": str(tmp_path), "key": "k", "seconds": 2}
+        await host.client.start_new("steps", "s1", {"slow": slow})
+        with pytest.raises(TimeoutError, match=r"slow \(s1\)"):
+            await host.advance()
