@@ -39,7 +39,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -324,7 +324,7 @@ def _apply_settings(settings: Mapping[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def _process_state() -> Any:
+def _process_state() -> Iterator[None]:
     """Put back what loading an app changes in the process: environment, working directory,
     ``sys.path`` and the ``function_app`` module."""
     environ = dict(os.environ)
