@@ -16,7 +16,8 @@ from aiohttp import web
 
 from devhost import fastpath, shutdown
 from devhost.engine import Engine
-from devhost.loader import LoadedApp, load_app, load_settings
+from devhost.appfiles import load_settings
+from devhost.loader import LoadedApp, load_app
 from devhost.management import RPC_PATH, ManagementApi
 from devhost.server import DevServer
 from devhost.store import Store, WorkItem
