@@ -10,9 +10,9 @@ import signal
 import sys
 
 from devhost import hostlog, shutdown, supervisor
+from devhost.appfiles import AppLoadError
 from devhost.dashboard import PATH as DASHBOARD_PATH
 from devhost.host import Config, Devhost
-from devhost.loader import AppLoadError
 from devhost.store import StoreLocked
 
 

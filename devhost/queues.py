@@ -162,7 +162,7 @@ def queue_client(conn: str, queue_name: str) -> Any:
     from azure.storage.queue._shared.policies_async import ExponentialRetry
     from azure.storage.queue.aio import QueueClient
 
-    extra = {"api_version": AZURITE_API_VERSION} if is_emulator(conn) else {}
+    extra: dict[str, Any] = {"api_version": AZURITE_API_VERSION} if is_emulator(conn) else {}
     # The SDK's default retry waits 15 s, then 45 s: the listener's own polling already retries,
     # so a short one keeps an outage visible and a recovered Azurite quickly used again. (The
     # async policy is importable only from the SDK's _shared package; the public
@@ -217,7 +217,7 @@ class QueueListener:
         """Sleep ``seconds``, or less when :meth:`stop` is called meanwhile."""
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def describe_problem(self) -> str | None:
