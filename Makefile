@@ -83,4 +83,4 @@ mutmut: $(MUTATION_STAMP)
 	$(VENV)/bin/mutmut results
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) .devhost .pytest_cache .hypothesis mutants
+	rm -rf $(VENV) $(INFRA_VENV) .devhost .pytest_cache .hypothesis mutants .mypy_cache .ruff_cache build *.egg-info
