@@ -82,7 +82,7 @@ class Facts:
     count: int = 0
 
     @classmethod
-    def of(cls, texts: list[str]) -> "Facts":
+    def of(cls, texts: list[str]) -> Facts:
         facts = cls()
         for text in texts:
             facts.add(json.loads(text))
@@ -344,7 +344,8 @@ class _Walk:
         if kind in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
             done = [self.visit(child) for child in action["compoundActions"]]
             if kind == ActionType.WHEN_ALL:
-                return None if None in done else max(done, default=_NO_EVENT)
+                finished_all = [p for p in done if p is not None]
+                return max(finished_all, default=_NO_EVENT) if len(finished_all) == len(done) else None
             finished = [p for p in done if p is not None]
             if not finished:
                 return None
@@ -500,7 +501,9 @@ def _invoke(app: LoadedApp, inst: Instance, request: str
 def _walk(walk: _Walk, state: dict[str, Any]) -> tuple[dict[str, Any] | None, Position]:
     """Walk the actions; (the continue_as_new action if reached, the position by which every
     top-level action was complete). Raises: NonDeterminism, OrchestrationError."""
-    can, done_at = None, _NO_EVENT
+    can: dict[str, Any] | None = None
+    done_at: Position = _NO_EVENT
+    reached = _NO_EVENT
     for action in (state.get("actions") or [[]])[0]:
         if action.get("actionType") == ActionType.CONTINUE_AS_NEW:
             can = action
@@ -508,7 +511,7 @@ def _walk(walk: _Walk, state: dict[str, Any]) -> tuple[dict[str, Any] | None, Po
         if at is None:
             done_at = None
             break
-        done_at = max(done_at, at)
+        reached = done_at = max(reached, at)
     # Run as far as the history allows, deterministic code reproduces at least every task an
     # earlier episode scheduled (the walk goes at least as far as it did then).
     walk.check_all_replayed()

@@ -190,7 +190,7 @@ class TimerRunner:
                 await asyncio.wait_for(self._stopping.wait(),
                                        max(0.0, (due - self._clock()).total_seconds()))
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await self._fire(due, past_due=False,
                              status=self.monitor.get(self.fn.name) if self.monitor else None)
