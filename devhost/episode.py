@@ -362,16 +362,20 @@ def _played(events: list[dict[str, Any]]) -> list[str]:
 
 
 def _parent_notice(inst: Instance, at: float, output: str | None = None,
-                   failed: str | None = None) -> list[NewMessage]:
-    """The completion message for the parent of a sub-orchestration (none for a root)."""
+                   failed: bool = False, reason: str | None = None) -> list[NewMessage]:
+    """The completion message for the parent of a sub-orchestration (none for a root):
+    SubOrchestrationInstanceCompleted with ``output``, or with ``failed``
+    SubOrchestrationInstanceFailed with ``reason``. DTFx sends the Failed one for a Failed and
+    for a Terminated child alike, the reason being the failure message or the terminate reason
+    (``TaskOrchestrationDispatcher.ProcessWorkflowCompletedTaskDecision``)."""
     if inst.parent_instance_id is None:
         return []
-    if failed is None:
+    if not failed:
         ev = h.event(EventType.SUB_ORCHESTRATION_COMPLETED, at, -1,
                      TaskScheduledId=inst.parent_task_id, Result=output)
     else:
         ev = h.event(EventType.SUB_ORCHESTRATION_FAILED, at, -1,
-                     TaskScheduledId=inst.parent_task_id, Reason=failed, Details=None)
+                     TaskScheduledId=inst.parent_task_id, Reason=reason, Details=None)
     return [NewMessage(inst.parent_instance_id, "task", ev, at, inst.parent_execution_id,
                        inst.parent_task_id)]
 
@@ -440,6 +444,10 @@ def _terminate(snap: Snapshot, message: Message) -> Outcome:
                                          Input=dumps(reason))])
     commit.output, commit.set_output = dumps(reason), True
     commit.dead_execution = inst.execution_id
+    # The parent's call fails with the terminate reason (the text the client sent; devhost
+    # keeps it parsed, so a JSON reason goes back to its compact text).
+    commit.messages = _parent_notice(inst, at, failed=True, reason=reason if isinstance(
+        reason, str) or reason is None else dumps(reason))
     return Outcome(commit, None)
 
 
@@ -455,7 +463,7 @@ def fail_commit(inst: Instance, history_length: int, messages: list[Message], at
         new_events=_played([h.event(EventType.EXECUTION_FAILED, at, -1, OrchestrationStatus=3,
                                     Result=dumps(message))]),
         output=dumps(message), set_output=True, dead_execution=inst.execution_id,
-        messages=_parent_notice(inst, at, failed=message))
+        messages=_parent_notice(inst, at, failed=True, reason=message))
     return commit
 
 
@@ -564,7 +572,7 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
             commit.output = dumps(message)
             extra = extra + [h.event(EventType.EXECUTION_FAILED, at, -1, OrchestrationStatus=3,
                                      Result=commit.output)]
-            commit.messages = _parent_notice(inst, at, failed=message)
+            commit.messages = _parent_notice(inst, at, failed=True, reason=message)
         else:
             assert state is not None
             commit.status = RuntimeStatus.COMPLETED

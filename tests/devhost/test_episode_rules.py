@@ -1,0 +1,110 @@
+"""Episode rules copied from the host (issue 15, items 1-6), in-process on a fake clock, with one
+worker and, where a race with another worker matters, with two on one file.
+
+Each test names the host rule it proves; the rule's source is cited where devhost implements it
+(``devhost/episode.py``). Where the rule decides what the SDK sees, the recorded history is
+replayed through the real SDK to check that it agrees.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import azure.durable_functions as df
+import azure.functions as func
+import pytest
+
+from devhost.loader import index_app
+from devhost.store import lock_database
+from tests.devhost.harness import FakeClock, Harness
+
+T0 = 1_748_779_200.0  # 2025-06-01T12:00:00Z
+HOUR = 3600.0
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.activity_trigger(input_name="value")
+def echo(value: Any) -> Any:
+    return value
+
+
+@app.orchestration_trigger(context_name="context")
+def holder(context: df.DurableOrchestrationContext):
+    value = yield context.wait_for_external_event("Go")
+    return value
+
+
+@app.orchestration_trigger(context_name="context")
+def guardian(context: df.DurableOrchestrationContext):
+    try:
+        result = yield context.call_sub_orchestrator("holder", None, context.get_input())
+    except Exception as exc:
+        return {"failed": str(exc)}
+    return {"child": result}
+
+
+LOADED = index_app(app, str(Path(__file__).parent),
+                   {"extensions": {"durableTask": {"hubName": "RulesHub"}}})
+
+
+@pytest.fixture
+async def one(tmp_path: Path) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path / "one.sqlite3", FakeClock(T0), LOADED)
+    yield h
+    await h.close()
+
+
+@pytest.fixture
+async def two(tmp_path: Path) -> AsyncIterator[tuple[Harness, Harness]]:
+    """Two workers' engines on one file."""
+    path = tmp_path / "shared.sqlite3"
+    lock = lock_database(str(path))
+    a = Harness(path, FakeClock(T0), LOADED, shared=True)
+    b = Harness(path, FakeClock(T0), LOADED, shared=True)
+    yield a, b
+    await a.close()
+    await b.close()
+    lock.close()
+
+
+def _workers(one: Harness, two: tuple[Harness, Harness], workers: int) -> tuple[Harness, Harness]:
+    return (one, one) if workers == 1 else two
+
+
+async def _settle(*hs: Harness) -> None:
+    for _ in range(4):
+        for h in hs:
+            await h.settle()
+
+
+async def _tick(seconds: float, *hs: Harness) -> None:
+    for h in set(hs):
+        h.clock.advance(seconds)
+        h.engine.poll()
+    await _settle(*hs)
+
+
+def _terminate(h: Harness, instance_id: str, reason: str) -> None:
+    reply = h.api.handle("POST", f"/instances/{instance_id}/terminate", {"reason": reason},
+                         {}, b"", "http://127.0.0.1:7071")
+    assert reply.status == 202, reply.body
+
+
+# ---- 4. a terminated sub-orchestration fails its parent's call ---------------------------------
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_terminating_a_sub_orchestration_fails_the_parents_call_with_the_reason(
+        one: Harness, two: tuple[Harness, Harness], workers: int) -> None:
+    a, b = _workers(one, two, workers)
+    a.begin("guardian", "kid", "p")
+    await _settle(a, b)
+    assert a.status("kid")["runtimeStatus"] == "Running"
+    _terminate(b, "kid", "no longer needed")
+    await _settle(a, b)
+    assert a.status("kid")["runtimeStatus"] == "Terminated"
+    status = a.status("p")
+    assert status["runtimeStatus"] == "Completed", status
+    assert "no longer needed" in status["output"]["failed"]
