@@ -270,6 +270,17 @@ class _Walk:
         inst = self.inst
         child_id = action.get("instanceId") or uuid.uuid5(
             uuid.NAMESPACE_URL, f"{inst.instance_id}/{inst.execution_id}/{task_id}").hex
+        # The extension refuses a child id equal (ignoring case) to the caller's or its parent's
+        # id with an ArgumentException (DurableOrchestrationContext.CallDurableTaskFunctionAsync),
+        # so the child never replaces its parent, whatever overridableExistingInstanceStates
+        # says. On the host the shim's ProcessAsyncActionsV2 swallows that faulted task and a
+        # Python parent then waits forever; devhost fails it with the extension's message, as it
+        # does for an unknown function, rather than leave it stuck.
+        if any(child_id.casefold() == own.casefold()
+               for own in (inst.instance_id, inst.parent_instance_id) if own is not None):
+            raise OrchestrationError(
+                "The instance ID of a sub-orchestration must be different than the instance ID "
+                "of a parent orchestration.")
         text = action.get("input")
         stored_input = None if text is None else dumps(text)
         self._record(h.event(EventType.SUB_ORCHESTRATION_CREATED, self.at, task_id, Name=name,

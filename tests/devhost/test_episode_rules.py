@@ -7,6 +7,7 @@ replayed through the real SDK to check that it agrees.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import azure.functions as func
 import pytest
 
 from devhost.loader import index_app
+from devhost.status import overridable_states
 from devhost.store import lock_database
 from tests.devhost.harness import FakeClock, Harness
 
@@ -44,10 +46,6 @@ def guardian(context: df.DurableOrchestrationContext):
     except Exception as exc:
         return {"failed": str(exc)}
     return {"child": result}
-
-
-LOADED = index_app(app, str(Path(__file__).parent),
-                   {"extensions": {"durableTask": {"hubName": "RulesHub"}}})
 
 
 @pytest.fixture
@@ -108,3 +106,64 @@ async def test_terminating_a_sub_orchestration_fails_the_parents_call_with_the_r
     status = a.status("p")
     assert status["runtimeStatus"] == "Completed", status
     assert "no longer needed" in status["output"]["failed"]
+
+
+# ---- 5. a sub-orchestration never takes its parent's id -----------------------------------------
+
+@app.orchestration_trigger(context_name="context")
+def selfish(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("holder", None, context.instance_id.upper())
+    except Exception as exc:  # a catchable failure would be a departure from the host
+        return {"caught": str(exc)}
+    return "never"
+
+
+@app.orchestration_trigger(context_name="context")
+def grandparent(context: df.DurableOrchestrationContext):
+    result = yield context.call_sub_orchestrator("naughty", None, "naughty-child")
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
+def naughty(context: df.DurableOrchestrationContext):
+    yield context.call_sub_orchestrator("holder", None, context.parent_instance_id)
+    return "never"
+
+
+@pytest.mark.parametrize("states", ["NonRunningStates", "AnyState"])
+async def test_a_sub_orchestration_with_the_parents_own_id_fails_the_parent_and_keeps_its_history(
+        tmp_path: Path, states: str) -> None:
+    loaded = dataclasses.replace(LOADED, overridable=overridable_states(states))
+    h = Harness(tmp_path / "self.sqlite3", FakeClock(T0), loaded)
+    try:
+        await h.start("selfish", None, "me")
+        status = h.status("me")
+        assert status["name"] == "selfish"
+        assert status["runtimeStatus"] == "Failed", status
+        assert status["output"] == (
+            "Orchestrator function 'selfish' failed: The instance ID of a sub-orchestration "
+            "must be different than the instance ID of a parent orchestration.")
+        started = [ev for ev in h.history("me") if ev["EventType"] == 0]
+        assert [ev["Name"] for ev in started] == ["selfish"]
+        assert not [ev for ev in h.history("me") if ev["EventType"] == 7]
+        assert h.store.get("ME") is None
+    finally:
+        await h.close()
+
+
+async def test_a_sub_orchestration_with_its_grandparents_id_fails_the_caller(
+        one: Harness) -> None:
+    await one.start("grandparent", None, "gp")
+    await one.settle()
+    assert one.status("naughty-child")["runtimeStatus"] == "Failed"
+    assert "must be different than the instance ID of a parent" in \
+        one.status("naughty-child")["output"]
+    status = one.status("gp")
+    assert status["name"] == "grandparent" and status["runtimeStatus"] == "Failed", status
+    assert "must be different than the instance ID of a parent" in status["output"]
+
+
+# Indexed once every function above is registered (``get_functions`` may run only once).
+LOADED = index_app(app, str(Path(__file__).parent),
+                   {"extensions": {"durableTask": {"hubName": "RulesHub"}}})
