@@ -53,6 +53,30 @@ Position = int | None
 _NO_EVENT = -1
 
 
+#: The extension's cap on an orchestration's serialized custom status, in KB of UTF-16.
+MAX_CUSTOM_STATUS_KB = 16
+
+
+def custom_status_refusal(value: Any) -> str | None:
+    """The extension's refusal of a custom status too large to store, or None to accept it.
+
+    ``DurableOrchestrationContext.SetCustomStatus`` serializes the value with
+    ``MessagePayloadDataConverter.Serialize(value, MaxCustomStatusPayloadSizeInKB = 16)``, which
+    measures the compact JSON in UTF-16 bytes ("String payloads in Azure Storage are encoded in
+    UTF-16"), truncates to whole KB and throws ArgumentException when that exceeds 16: so up to
+    17 KB - 1 byte passes. The shim sets the status before it replays the actions, so the
+    episode fails without scheduling anything and the previous custom status stays.
+    """
+    if value is None:
+        return None
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    size_kb = int(len(text.encode("utf-16-le")) / 1024.0)
+    if size_kb <= MAX_CUSTOM_STATUS_KB:
+        return None
+    return (f"The UTF-16 size of the JSON-serialized payload must not exceed "
+            f"{MAX_CUSTOM_STATUS_KB:,} KB. The current payload size is {size_kb:,} KB.")
+
+
 class NonDeterminism(Exception):
     """The replayed actions contradict the recorded history."""
 
@@ -563,6 +587,11 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
             state, error, user_exc = _invoke(app, inst, _request(snap, new_texts))
         finally:
             invocation.detach()
+        refusal = custom_status_refusal((state or {}).get("customStatus"))
+        if refusal is not None:  # the status is not stored, the episode fails
+            assert state is not None
+            state = {k: v for k, v in state.items() if k != "customStatus"}
+            error, user_exc = refusal, None
         if state is not None and error is None:
             can, done_at = _walk(walk, state)
     except (OrchestrationError, NonDeterminism) as exc:

@@ -164,6 +164,53 @@ async def test_a_sub_orchestration_with_its_grandparents_id_fails_the_caller(
     assert "must be different than the instance ID of a parent" in status["output"]
 
 
+# ---- 6. custom status is capped at 16 KB of UTF-16 ----------------------------------------------
+
+@app.orchestration_trigger(context_name="context")
+def chatty(context: df.DurableOrchestrationContext):
+    context.set_custom_status("small")
+    size = yield context.wait_for_external_event("Size")
+    context.set_custom_status("x" * size)
+    yield context.call_activity("echo", size)
+    value = yield context.wait_for_external_event("Go")
+    return value
+
+
+#: The custom status is the JSON string ``"x...x"``: 2 bytes per character in UTF-16, quotes
+#: included. 17 KB - 1 byte is still "16 KB" to the extension (it truncates to whole KB).
+LARGEST = (17 * 1024 - 2) // 2 - 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_custom_status_up_to_16_kb_of_utf16_is_kept(
+        one: Harness, two: tuple[Harness, Harness], workers: int) -> None:
+    a, b = _workers(one, two, workers)
+    a.begin("chatty", None, "c")
+    await _settle(a, b)
+    b.raise_event("c", "Size", LARGEST)
+    await _settle(a, b)
+    status = a.status("c")
+    assert status["runtimeStatus"] == "Running", status
+    assert status["customStatus"] == "x" * LARGEST
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_custom_status_over_16_kb_of_utf16_fails_the_orchestration_as_the_host_does(
+        one: Harness, two: tuple[Harness, Harness], workers: int) -> None:
+    a, b = _workers(one, two, workers)
+    a.begin("chatty", None, "c")
+    await _settle(a, b)
+    b.raise_event("c", "Size", LARGEST + 1)
+    await _settle(a, b)
+    status = a.status("c")
+    assert status["runtimeStatus"] == "Failed", status
+    assert status["output"] == (
+        "Orchestrator function 'chatty' failed: The UTF-16 size of the JSON-serialized payload "
+        "must not exceed 16 KB. The current payload size is 17 KB.")
+    assert status["customStatus"] == "small"  # the refused status was never stored
+    assert not [ev for ev in a.history("c") if ev["EventType"] == 4]  # nothing scheduled
+
+
 # Indexed once every function above is registered (``get_functions`` may run only once).
 LOADED = index_app(app, str(Path(__file__).parent),
                    {"extensions": {"durableTask": {"hubName": "RulesHub"}}})
