@@ -100,9 +100,9 @@ class Facts:
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     result_at: dict[int, int] = field(default_factory=dict)
     timer_fire: dict[int, str] = field(default_factory=dict)
-    #: Positions of each raised event, by lower-cased name (the host matches names
-    #: case-insensitively; the SDK does not).
-    events: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
+    #: (position, lower-cased name) of every raised event, in history order (the host matches
+    #: names case-insensitively; the SDK does not).
+    raised: list[tuple[int, str]] = field(default_factory=list)
     count: int = 0
 
     @classmethod
@@ -128,7 +128,7 @@ class Facts:
             self.results[ev["TimerId"]] = ev
             self.result_at[ev["TimerId"]] = at
         elif kind == EventType.EVENT_RAISED:
-            self.events[ev["Name"].lower()].append(at)
+            self.raised.append((at, ev["Name"].lower()))
         return at
 
 
@@ -208,18 +208,69 @@ def _refused_child(parent_id: str, parent_execution: str, task_id: int, child_id
         at, parent_execution, task_id)
 
 
+@dataclass(eq=False)
+class _Node:
+    """One task of an action as the shim invoked it; ``at`` is the history position by which it
+    completed (None: not yet; ``_NO_EVENT``: without an event, e.g. a cancelled timer)."""
+
+    kind: int
+    at: Position = None
+    children: list["_Node"] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Retry(_Node):
+    """A ``*_with_retry`` call: DTFx's ``RetryInterceptor`` loop, advanced event by event."""
+
+    action: dict[str, Any] = field(default_factory=dict)
+    task_kind: str = "activity"
+    attempt: int = 0
+    #: What the call waits for now: an attempt's result, a retry timer, the last (dummy) timer.
+    phase: str = "attempt"
+    first_at: float | None = None
+
+
+def _completion(node: _Node) -> Position:
+    """When ``node`` completed, from its children's completions (the shim awaits a WhenAll's
+    every child, a WhenAny's first; a cancelled timer does not decide a WhenAny)."""
+    if node.kind == ActionType.WHEN_ALL:
+        done = [_completion(child) for child in node.children]
+        return None if None in done else max(done, default=_NO_EVENT)
+    if node.kind == ActionType.WHEN_ANY:
+        finished = [p for p in map(_completion, node.children) if p is not None]
+        if not finished:
+            return None
+        return min((p for p in finished if p != _NO_EVENT), default=_NO_EVENT)
+    return node.at
+
+
 class _Walk:
-    """Interprets one orchestrator response against the history (the shim's V2/V3 rules)."""
+    """Interprets one orchestrator response against the history (the shim's V2/V3 rules).
+
+    The host replays the history events in order, and between two events runs what they
+    completed: the shim invokes the top-level actions one after another, each once the one
+    before has completed (``ProcessAsyncActionsV2``), and a retried call's interceptor goes on
+    when its attempt or timer completes. Ids are handed out in that order, so the walk plays
+    the same interleaving: ``cursor`` is the position of the last event played.
+    """
 
     def __init__(self, app: LoadedApp, inst: Instance, facts: Facts, at: float) -> None:
         self.app, self.inst, self.facts, self.at = app, inst, facts, at
         self.seq = 0
-        self.waits: collections.Counter = collections.Counter()
         self.events: list[dict[str, Any]] = []
         self.work: list[tuple[int, str, str | None]] = []
         self.timers: list[NewMessage] = []
         self.cancel: list[int] = []
         self.children: list[ChildStart] = []
+        self.cursor = _NO_EVENT
+        #: The next raised event to play (an index into ``facts.raised``).
+        self._next_raised = 0
+        #: Open event waiters by lower-cased name, newest last, and events no waiter took yet.
+        self._waiters: dict[str, list[_Node]] = collections.defaultdict(list)
+        self._buffered: dict[str, collections.deque[int]] = collections.defaultdict(
+            collections.deque)
+        #: Retried calls by the id of the task (attempt or timer) each one waits for.
+        self._retrying: dict[int, _Retry] = {}
 
     def _record(self, ev: dict[str, Any]) -> None:
         self.events.append(ev)
@@ -251,7 +302,7 @@ class _Walk:
                 f"the current replay execution hasn't (yet?) scheduled this task. Was a change "
                 f"made to the orchestrator code after this instance had already started running?")
 
-    def _timer(self, fire_at_text: str, canceled: bool) -> Position:
+    def _timer(self, fire_at_text: str, canceled: bool) -> int:
         task_id, known = self._claim("timer", "")
         if not known:
             self._record(h.event(EventType.TIMER_CREATED, self.at, task_id, FireAt=fire_at_text))
@@ -264,12 +315,10 @@ class _Walk:
                     fire_at, self.inst.execution_id, task_id))
         elif canceled and task_id not in self.facts.results:
             self.cancel.append(task_id)
-        if canceled:
-            return _NO_EVENT
-        return self.facts.result_at.get(task_id)
+        return task_id
 
-    def _schedule(self, action: dict[str, Any], kind: str) -> tuple[Position, dict | None]:
-        """Schedule one activity/sub-orchestration attempt; (its completion, its result)."""
+    def _schedule(self, action: dict[str, Any], kind: str) -> int:
+        """Schedule one activity/sub-orchestration attempt; its task id."""
         name = action["functionName"]
         task_id, known = self._claim(kind, name)
         if not known:
@@ -283,7 +332,7 @@ class _Walk:
                 self.work.append((task_id, name, action.get("input")))
             else:
                 self._sub_orchestration(action, task_id)
-        return self.facts.result_at.get(task_id), self.facts.results.get(task_id)
+        return task_id
 
     def _sub_orchestration(self, action: dict[str, Any], task_id: int) -> None:
         name = action["functionName"]
@@ -322,74 +371,131 @@ class _Walk:
             functools.partial(_refused_child, inst.instance_id, inst.execution_id, task_id,
                               child_id, self.at)))
 
-    def _with_retry(self, action: dict[str, Any], kind: str) -> Position:
-        options = action.get("retryOptions") or {}
-        attempts = max(int(options.get("maxNumberOfAttempts", 1)), 1)
-        first_at: float | None = None
-        done_at = _NO_EVENT
-        for attempt in range(attempts):
-            at, result = self._schedule(action, kind)
-            if at is None:
-                return None
-            assert result is not None
-            done_at = max(done_at, at)
-            if first_at is None:
-                first_at = h.parse_timestamp(result["Timestamp"])
-            if result["EventType"] in (EventType.TASK_COMPLETED,
-                                       EventType.SUB_ORCHESTRATION_COMPLETED):
-                return done_at
-            # DTFx waits on a timer after every failed attempt, the last one included; the
-            # SDK's RetryAbleTask counts on that extra timer.
-            task_id = self.seq
-            if self.facts.scheduled.get(task_id) == ("timer", ""):
-                self.seq += 1
-                fired = self.facts.result_at.get(task_id)
-                if fired is None:
-                    return None
-                done_at = max(done_at, fired)
-            else:
-                delay = retry_delay(options, attempt, first_at,
-                                    h.parse_timestamp(result["Timestamp"]))
-                if delay <= 0:
-                    return done_at
-                fired = self._timer(h.format_timestamp(self.at + delay), False)
-                if fired is None:
-                    return None
-                done_at = max(done_at, fired)
-        return done_at
+    def _attempt(self, node: _Retry) -> None:
+        self._retrying[self._schedule(node.action, node.task_kind)] = node
 
-    def visit(self, action: dict[str, Any]) -> Position:
-        """Invoke one action (scheduling what history lacks); its completion position."""
+    def _retry_step(self, node: _Retry, task_id: int, at: int) -> None:
+        """Go on with a retried call whose awaited task completed at position ``at``, as DTFx's
+        ``RetryInterceptor.Invoke`` does: the retry timer (and then the next attempt) is created
+        when the failure (the timer) is played, so its id follows whatever took ids before."""
+        if node.phase == "timer":
+            node.attempt += 1
+            node.phase = "attempt"
+            self._attempt(node)
+            return
+        if node.phase == "last":
+            node.at = at  # the call fails with the last attempt's failure
+            return
+        result = self.facts.results[task_id]
+        if node.first_at is None:
+            node.first_at = h.parse_timestamp(result["Timestamp"])
+        if result["EventType"] in (EventType.TASK_COMPLETED,
+                                   EventType.SUB_ORCHESTRATION_COMPLETED):
+            node.at = at
+            return
+        options = node.action.get("retryOptions") or {}
+        if node.attempt + 1 >= max(int(options.get("maxNumberOfAttempts", 1)), 1):
+            # After the last attempt DTFx still awaits a timer (older versions waited a full
+            # interval there, and the SDK's RetryAbleTask counts on that timer), but since
+            # Azure/durabletask#661 it is due at once: "Dummy timer for back-compat".
+            node.phase = "last"
+            fire_at = self.at
+        else:
+            delay = retry_delay(options, node.attempt, node.first_at,
+                                h.parse_timestamp(result["Timestamp"]))
+            if delay <= 0:
+                node.at = at
+                return
+            node.phase = "timer"
+            fire_at = self.at + delay
+        self._retrying[self._timer(h.format_timestamp(fire_at), False)] = node
+
+    def _invoke(self, action: dict[str, Any]) -> _Node:
+        """Invoke one action as the shim does (``InvokeAPIFromAction``): take its ids, schedule
+        what history lacks, register its event waiters."""
         kind = action["actionType"]
-        if kind == ActionType.CALL_ACTIVITY:
-            return self._schedule(action, "activity")[0]
-        if kind == ActionType.CALL_ACTIVITY_WITH_RETRY:
-            return self._with_retry(action, "activity")
-        if kind == ActionType.CALL_SUB_ORCHESTRATOR:
-            return self._schedule(action, "sub-orchestration")[0]
-        if kind == ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY:
-            return self._with_retry(action, "sub-orchestration")
+        if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_SUB_ORCHESTRATOR):
+            task_kind = "activity" if kind == ActionType.CALL_ACTIVITY else "sub-orchestration"
+            return _Node(kind, self.facts.result_at.get(self._schedule(action, task_kind)))
+        if kind in (ActionType.CALL_ACTIVITY_WITH_RETRY,
+                    ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
+            node = _Retry(kind, action=action, task_kind=(
+                "activity" if kind == ActionType.CALL_ACTIVITY_WITH_RETRY
+                else "sub-orchestration"))
+            self._attempt(node)
+            return node
         if kind == ActionType.CREATE_TIMER:
-            return self._timer(action["fireAt"], bool(action.get("isCanceled")))
+            canceled = bool(action.get("isCanceled"))
+            task_id = self._timer(action["fireAt"], canceled)
+            return _Node(kind, _NO_EVENT if canceled else self.facts.result_at.get(task_id))
         if kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
+            # The extension keeps a stack of waiters per name and hands a raised event to the
+            # newest; an event no waiter took is queued and goes to the next waiter created
+            # (DurableOrchestrationContext.WaitForExternalEvent/RaiseEvent). The SDK agrees:
+            # TaskOrchestrationExecutor.set_task_value takes ``task_list.pop()``.
             name = action["externalEventName"].lower()
-            self.waits[name] += 1
-            seen = self.facts.events.get(name) or []
-            return seen[self.waits[name] - 1] if len(seen) >= self.waits[name] else None
+            node = _Node(kind)
+            buffered = self._buffered.get(name)
+            if buffered:
+                node.at = buffered.popleft()
+            else:
+                self._waiters[name].append(node)
+            return node
         if kind in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
-            done = [self.visit(child) for child in action["compoundActions"]]
-            if kind == ActionType.WHEN_ALL:
-                return None if None in done else max(done, default=_NO_EVENT)
-            finished = [p for p in done if p is not None]
-            if not finished:
-                return None
-            return min((p for p in finished if p != _NO_EVENT), default=_NO_EVENT)
+            return _Node(kind, children=[self._invoke(child)
+                                         for child in action["compoundActions"]])
         if kind == ActionType.CONTINUE_AS_NEW:
-            return _NO_EVENT
+            return _Node(kind, _NO_EVENT)
         what = {ActionType.CALL_ENTITY: "entity calls",
                 ActionType.CALL_HTTP: "durable HTTP calls (call_http)",
                 ActionType.SIGNAL_ENTITY: "entity signals"}
         raise OrchestrationError(f"devhost does not support {what.get(kind, f'action {kind}')}")
+
+    def _next_event(self) -> int | None:
+        """The position of the next event that changes anything: a raised event, or the result
+        of a task a retried call waits for."""
+        due = [self.facts.result_at[t] for t in self._retrying if t in self.facts.result_at]
+        if self._next_raised < len(self.facts.raised):
+            due.append(self.facts.raised[self._next_raised][0])
+        return min(due, default=None)
+
+    def _play(self, at: int) -> None:
+        """Play the event(s) at position ``at``."""
+        self.cursor = max(self.cursor, at)
+        raised = self.facts.raised
+        if self._next_raised < len(raised) and raised[self._next_raised][0] == at:
+            name = raised[self._next_raised][1]
+            self._next_raised += 1
+            waiters = self._waiters.get(name)
+            if waiters:
+                waiters.pop().at = at
+            else:
+                self._buffered[name].append(at)
+        for task_id in [t for t, _ in self._retrying.items()
+                        if self.facts.result_at.get(t) == at]:
+            self._retry_step(self._retrying.pop(task_id), task_id, at)
+
+    def run(self, action: dict[str, Any]) -> Position:
+        """Invoke one top-level action and play events until it completes; the position by
+        which it did, or None if the history ends first."""
+        node = self._invoke(action)
+        while True:
+            done = _completion(node)
+            due = self._next_event()
+            if done is not None and (due is None or done < due):
+                self.cursor = max(self.cursor, done)
+                return self.cursor
+            if due is None:
+                return None
+            self._play(due)
+
+    def finish(self) -> None:
+        """Play the events left after the last action: retried calls the orchestrator no
+        longer awaits (a lost task_any) go on, and take ids, as on the host."""
+        due = self._next_event()
+        while due is not None:
+            self._play(due)
+            due = self._next_event()
 
 
 def _played(events: list[dict[str, Any]]) -> list[str]:
@@ -547,11 +653,12 @@ def _walk(walk: _Walk, state: dict[str, Any]) -> tuple[dict[str, Any] | None, Po
     for action in (state.get("actions") or [[]])[0]:
         if action.get("actionType") == ActionType.CONTINUE_AS_NEW:
             can = action
-        at = walk.visit(action)
+        at = walk.run(action)
         if at is None:
             done_at = None
             break
         done_at = max(done_at, at)
+    walk.finish()
     # Run as far as the history allows, deterministic code reproduces at least every task an
     # earlier episode scheduled (the walk goes at least as far as it did then).
     walk.check_all_replayed()
