@@ -211,11 +211,63 @@ def _refused_child(parent_id: str, parent_execution: str, task_id: int, child_id
 @dataclass(eq=False)
 class _Node:
     """One task of an action as the shim invoked it; ``at`` is the history position by which it
-    completed (None: not yet; ``_NO_EVENT``: without an event, e.g. a cancelled timer)."""
+    completed (None: not yet; ``_NO_EVENT``: without an event, e.g. a cancelled timer).
+
+    A compound's ``at`` follows its children as the shim awaits them (a WhenAll's every child,
+    a WhenAny's first; a cancelled timer does not decide a WhenAny): kept up to date as each
+    child completes (:meth:`done`), so a fan-out of n tasks costs O(n), not O(n**2).
+    """
 
     kind: int
     at: Position = None
     children: list["_Node"] = field(default_factory=list)
+    parent: "_Node | None" = None
+    #: WhenAll: children not complete yet, and the latest completion among the others.
+    pending: int = 0
+    latest: int = _NO_EVENT
+
+    @classmethod
+    def compound(cls, kind: int, children: list["_Node"]) -> "_Node":
+        node = cls(kind, children=children)
+        for child in children:
+            child.parent = node
+        node._recount()
+        if kind == ActionType.WHEN_ANY:
+            for child in children:
+                node.at = _first(node.at, child.at)
+        return node
+
+    def _recount(self) -> None:
+        if self.kind == ActionType.WHEN_ALL:
+            self.pending = sum(child.at is None for child in self.children)
+            self.latest = max((c.at for c in self.children if c.at is not None),
+                              default=_NO_EVENT)
+            self.at = None if self.pending else self.latest
+
+    def done(self, at: int) -> None:
+        """This (leaf) task completed at position ``at``: update the compounds above it."""
+        old, self.at = self.at, at
+        node = self
+        while node.parent is not None and node.at != old:
+            parent, was = node.parent, node.parent.at
+            if parent.kind == ActionType.WHEN_ANY:
+                parent.at = _first(parent.at, node.at)
+            elif old is None:
+                parent.pending -= 1
+                parent.latest = max(parent.latest, node.at)
+                parent.at = None if parent.pending else parent.latest
+            else:  # a completed child's position moved (a nested WhenAny): rare, recount
+                parent._recount()
+            node, old = parent, was
+
+
+def _first(current: Position, candidate: Position) -> Position:
+    """A WhenAny's completion once ``candidate`` is one of its completed children's."""
+    if candidate is None:
+        return current
+    if current is None or current == _NO_EVENT:
+        return candidate
+    return current if candidate == _NO_EVENT else min(current, candidate)
 
 
 @dataclass(eq=False)
@@ -228,20 +280,6 @@ class _Retry(_Node):
     #: What the call waits for now: an attempt's result, a retry timer, the last (dummy) timer.
     phase: str = "attempt"
     first_at: float | None = None
-
-
-def _completion(node: _Node) -> Position:
-    """When ``node`` completed, from its children's completions (the shim awaits a WhenAll's
-    every child, a WhenAny's first; a cancelled timer does not decide a WhenAny)."""
-    if node.kind == ActionType.WHEN_ALL:
-        done = [_completion(child) for child in node.children]
-        return None if None in done else max(done, default=_NO_EVENT)
-    if node.kind == ActionType.WHEN_ANY:
-        finished = [p for p in map(_completion, node.children) if p is not None]
-        if not finished:
-            return None
-        return min((p for p in finished if p != _NO_EVENT), default=_NO_EVENT)
-    return node.at
 
 
 class _Walk:
@@ -384,14 +422,14 @@ class _Walk:
             self._attempt(node)
             return
         if node.phase == "last":
-            node.at = at  # the call fails with the last attempt's failure
+            node.done(at)  # the call fails with the last attempt's failure
             return
         result = self.facts.results[task_id]
         if node.first_at is None:
             node.first_at = h.parse_timestamp(result["Timestamp"])
         if result["EventType"] in (EventType.TASK_COMPLETED,
                                    EventType.SUB_ORCHESTRATION_COMPLETED):
-            node.at = at
+            node.done(at)
             return
         options = node.action.get("retryOptions") or {}
         if node.attempt + 1 >= max(int(options.get("maxNumberOfAttempts", 1)), 1):
@@ -404,7 +442,7 @@ class _Walk:
             delay = retry_delay(options, node.attempt, node.first_at,
                                 h.parse_timestamp(result["Timestamp"]))
             if delay <= 0:
-                node.at = at
+                node.done(at)
                 return
             node.phase = "timer"
             fire_at = self.at + delay
@@ -442,7 +480,7 @@ class _Walk:
                 self._waiters[name].append(node)
             return node
         if kind in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
-            return _Node(kind, children=[self._invoke(child)
+            return _Node.compound(kind, [self._invoke(child)
                                          for child in action["compoundActions"]])
         if kind == ActionType.CONTINUE_AS_NEW:
             return _Node(kind, _NO_EVENT)
@@ -468,7 +506,7 @@ class _Walk:
             self._next_raised += 1
             waiters = self._waiters.get(name)
             if waiters:
-                waiters.pop().at = at
+                waiters.pop().done(at)
             else:
                 self._buffered[name].append(at)
         for task_id in [t for t, _ in self._retrying.items()
@@ -480,7 +518,7 @@ class _Walk:
         which it did, or None if the history ends first."""
         node = self._invoke(action)
         while True:
-            done = _completion(node)
+            done = node.at
             due = self._next_event()
             if done is not None and (due is None or done < due):
                 self.cursor = max(self.cursor, done)
