@@ -5,11 +5,17 @@ it may run on any thread; the engine applies the :class:`Outcome` it returns. Th
 host's (``OutOfProcOrchestrationShim`` schema V2/V3 over DTFx ``TaskOrchestrationContext``):
 
 - Messages addressed to another execution are stale and consumed unseen. A terminate ends the
-  execution; suspend/resume change the status and are recorded as history events; while the
+  execution (a parent's call of it fails with the reason); suspend/resume change the status and are recorded as history events; while the
   instance is suspended everything else waits in the inbox.
 - Otherwise the new messages are appended after an ``OrchestratorStarted``, the orchestrator is
-  replayed through the SDK, and its actions are walked in order: ids that history lacks are
-  scheduled (activities, timers, sub-orchestrations), the walk stops at the first incomplete one.
+  replayed through the SDK, and its actions are walked as the host replays them: the history's
+  events are played in order and each top-level action is invoked once the one before it has
+  completed; ids that history lacks are scheduled (activities, timers, sub-orchestrations), and
+  the walk stops at the first action the history does not complete. A raised event goes to the
+  newest open waiter of its name (else it waits for the next one); a retried call takes its
+  timer's and next attempt's ids when its failure and timer are played.
+- Host-side refusals fail the instance with the extension's message: an unknown function, a
+  sub-orchestration id equal to the caller's or its parent's, a custom status over 16 KB.
 - Non-determinism fails the instance, as DTFx's ``NonDeterministicOrchestrationException`` does:
   an id the history scheduled with another kind or name, or one the replay never produced.
 - ``continue_as_new``: the history restarts with a new execution; new ``EventRaised`` messages that
