@@ -5,8 +5,9 @@ it may run on any thread; the engine applies the :class:`Outcome` it returns. Th
 host's (``OutOfProcOrchestrationShim`` schema V2/V3 over DTFx ``TaskOrchestrationContext``):
 
 - Messages addressed to another execution are stale and consumed unseen. A terminate ends the
-  execution (a parent's call of it fails with the reason); suspend/resume change the status and are recorded as history events; while the
-  instance is suspended everything else waits in the inbox.
+  execution (a parent's call of it fails with the reason); suspend/resume change the status and
+  are recorded as history events; while the instance is suspended everything else waits in the
+  inbox.
 - Otherwise the new messages are appended after an ``OrchestratorStarted``, the orchestrator is
   replayed through the SDK, and its actions are walked as the host replays them: the history's
   events are played in order and each top-level action is invoked once the one before it has
