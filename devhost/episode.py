@@ -227,14 +227,14 @@ class _Node:
 
     kind: int
     at: Position = None
-    children: list["_Node"] = field(default_factory=list)
-    parent: "_Node | None" = None
+    children: list[_Node] = field(default_factory=list)
+    parent: _Node | None = None
     #: WhenAll: children not complete yet, and the latest completion among the others.
     pending: int = 0
     latest: int = _NO_EVENT
 
     @classmethod
-    def compound(cls, kind: int, children: list["_Node"]) -> "_Node":
+    def compound(cls, kind: int, children: list[_Node]) -> _Node:
         node = cls(kind, children=children)
         for child in children:
             child.parent = node
@@ -259,7 +259,7 @@ class _Node:
             parent, was = node.parent, node.parent.at
             if parent.kind == ActionType.WHEN_ANY:
                 parent.at = _first(parent.at, node.at)
-            elif old is None:
+            elif old is None and node.at is not None:
                 parent.pending -= 1
                 parent.latest = max(parent.latest, node.at)
                 parent.at = None if parent.pending else parent.latest
@@ -464,11 +464,11 @@ class _Walk:
             return _Node(kind, self.facts.result_at.get(self._schedule(action, task_kind)))
         if kind in (ActionType.CALL_ACTIVITY_WITH_RETRY,
                     ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
-            node = _Retry(kind, action=action, task_kind=(
+            retry = _Retry(kind, action=action, task_kind=(
                 "activity" if kind == ActionType.CALL_ACTIVITY_WITH_RETRY
                 else "sub-orchestration"))
-            self._attempt(node)
-            return node
+            self._attempt(retry)
+            return retry
         if kind == ActionType.CREATE_TIMER:
             canceled = bool(action.get("isCanceled"))
             task_id = self._timer(action["fireAt"], canceled)

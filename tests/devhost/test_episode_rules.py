@@ -309,7 +309,7 @@ async def test_approval_in_a_reminder_loop_is_acted_on_when_it_is_raised(
     assert replayed["isDone"] and replayed["output"] == status["output"]
 
 
-# ---- 2. retried calls inside task_all / task_any take ids in event order -------------------------
+# ---- 2. retried calls inside task_all / task_any take ids in event order ----------------------
 
 #: Attempts made per activity input, so a flaky activity fails its first try only.
 ATTEMPTS: dict[str, int] = {}
