@@ -387,6 +387,70 @@ async def test_retried_call_racing_a_deadline_in_task_any_takes_ids_in_event_ord
     assert replayed["isDone"] and replayed["output"] == status["output"]
 
 
+ABANDONED = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=2)
+
+
+@app.orchestration_trigger(context_name="context")
+def outrun(context: df.DurableOrchestrationContext):
+    call = context.call_activity_with_retry("flaky", ABANDONED, context.get_input())
+    deadline = context.create_timer(context.current_utc_datetime + timedelta(seconds=1))
+    winner = yield context.task_any([call, deadline])
+    yield context.wait_for_external_event("Go")
+    after = yield context.call_activity("echo", "after")
+    return ["call" if winner == call else "deadline", after]
+
+
+@app.orchestration_trigger(context_name="context")
+def retry_children(context: df.DurableOrchestrationContext):
+    prefix = context.get_input()
+    results = yield context.task_all([
+        context.call_sub_orchestrator_with_retry("flaky_child", RETRY, f"{prefix}-a"),
+        context.call_sub_orchestrator_with_retry("flaky_child", RETRY, f"{prefix}-b")])
+    return results
+
+
+@app.orchestration_trigger(context_name="context")
+def flaky_child(context: df.DurableOrchestrationContext):
+    result = yield context.call_activity("flaky", context.get_input())
+    return result
+
+
+async def test_a_retried_call_that_lost_its_task_any_keeps_retrying_and_taking_ids(
+        one: Harness) -> None:
+    one.begin("outrun", "never-outrun", "o")
+    await _until(lambda: len(_ids(one, "o", 10)) == 2, one)  # deadline 1, retry timer 2
+    await _tick(1, one)  # the deadline wins; the orchestrator waits for Go
+    await _tick(1, one)  # the lost call's retry timer fires: its second (last) attempt runs
+    await _until(lambda: len(_ids(one, "o", 10)) == 3, one)  # and its back-compat timer
+    one.raise_event("o", "Go")
+    await _until(lambda: one.status("o")["runtimeStatus"] != "Running", one)
+    status = one.status("o")
+    assert status["runtimeStatus"] == "Completed", status
+    assert status["output"] == ["deadline", "after"]
+    # The lost call's second attempt (3) and last timer (4) took ids before the activity (5)
+    # the orchestrator scheduled after Go: the SDK's RetryAbleTask goes on the same way.
+    assert _ids(one, "o", 4) == [0, 3, 5] and _ids(one, "o", 10) == [1, 2, 4]
+    replayed = _sdk_replay(one, "o")
+    assert replayed["isDone"] and replayed["output"] == status["output"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_retried_sub_orchestrations_inside_task_all_take_ids_in_event_order(
+        one: Harness, two: tuple[Harness, Harness], workers: int) -> None:
+    a, b = _workers(one, two, workers)
+    prefix = f"kids{workers}"
+    a.begin("retry_children", prefix, "rc")
+    await _until(lambda: len(_ids(a, "rc", 10)) == 2, a, b)  # both first children failed
+    await _tick(1, a, b)
+    await _until(lambda: a.status("rc")["runtimeStatus"] != "Running", a, b)
+    status = a.status("rc")
+    assert status["runtimeStatus"] == "Completed", status
+    assert status["output"] == [f"{prefix}-a ok on attempt 2", f"{prefix}-b ok on attempt 2"]
+    assert _ids(a, "rc", 7) == [0, 1, 4, 5] and _ids(a, "rc", 10) == [2, 3]
+    replayed = _sdk_replay(a, "rc")
+    assert replayed["isDone"] and replayed["output"] == status["output"]
+
+
 # ---- 3. the last failed attempt surfaces at once ---------------------------------------------
 
 LAST = df.RetryOptions(first_retry_interval_in_milliseconds=3000, max_number_of_attempts=2)
