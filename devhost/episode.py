@@ -442,7 +442,8 @@ class _Walk:
         if node.attempt + 1 >= max(int(options.get("maxNumberOfAttempts", 1)), 1):
             # After the last attempt DTFx still awaits a timer (older versions waited a full
             # interval there, and the SDK's RetryAbleTask counts on that timer), but since
-            # Azure/durabletask#661 it is due at once: "Dummy timer for back-compat".
+            # Azure/durabletask#661 (DurableTask.Core 2.7; the extension references 2.17) it
+            # is due at once: RetryInterceptor's "Dummy timer for back-compat".
             node.phase = "last"
             fire_at = self.at
         else:
