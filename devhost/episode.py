@@ -741,10 +741,10 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
         finally:
             invocation.detach()
         refusal = custom_status_refusal((state or {}).get("customStatus"))
-        if refusal is not None:  # the status is not stored, the episode fails
+        if refusal is not None:  # the status is not stored, the episode fails at once
             assert state is not None
             state = {k: v for k, v in state.items() if k != "customStatus"}
-            error, user_exc = refusal, None
+            error, user_exc, done_at = refusal, None, _NO_EVENT
         if state is not None and error is None:
             can, done_at = _walk(walk, state)
     except (OrchestrationError, NonDeterminism) as exc:
