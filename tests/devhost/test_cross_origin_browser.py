@@ -130,7 +130,12 @@ def test_a_page_on_another_origin_cannot_drive_devhost_through_encoded_paths(
     iid = fresh_id("enc")
     assert send(f"{host.url}/api/orchestrators/waiter/{iid}", "POST", body=b'"safe"')[0] == 202
     created = fresh_id("enc-created")
-    own = [f"/%64urabletask/instances/{iid}/terminate?reason=evil",
+    # "/%64urabletask/" plus 14 characters is as long as "/runtime/webhooks/durabletask": a
+    # handler slicing the raw path by that length would find "/instances/..." after it.
+    filler = "/%64urabletask/" + "f" * 14
+    own = [f"{filler}/instances/{iid}/terminate?reason=evil",
+           f"{filler}/instances/{iid}/suspend",
+           f"/%64urabletask/instances/{iid}/terminate?reason=evil",
            f"/runtime/webhooks/%64urabletask/instances/{iid}/suspend",
            f"/runtime/webhooks/durabletask/%69nstances/{iid}/terminate",
            f"/%64URABLETASK/instances/{iid}/terminate",
@@ -138,6 +143,7 @@ def test_a_page_on_another_origin_cannot_drive_devhost_through_encoded_paths(
            f"/runtime%2Fwebhooks%2Fdurabletask/instances/{iid}/terminate",
            f"/api/%2e%2e/durabletask/instances/{iid}/terminate",
            f"/%64urabletask/orchestrators/waiter/{created}",
+           f"{filler}/orchestrators/waiter/{created}",
            f"/%5Fdevhost/api/instances?createdTimeFrom=2000-01-01T00:00:00Z"]
     urls = [host.url + path for path in own]
     seen: list[tuple[str, int]] = []
@@ -154,6 +160,8 @@ def test_a_page_on_another_origin_cannot_drive_devhost_through_encoded_paths(
     # Chromium sent the encoded spellings as written, and devhost refused every one.
     assert any("%64urabletask" in url for url, _ in seen), seen
     assert seen and all(status in (403, 404, 405) for _, status in seen), seen
+    # What aiohttp routes to devhost's own handlers (however spelled) is refused by the guard.
+    assert all(status == 403 for url, status in seen if "%64urabletask/" in url), seen
     status, body = send(f"{host.url}{WEBHOOK}/instances/{iid}")
     assert body["runtimeStatus"] == "Running", body
     assert send(f"{host.url}{WEBHOOK}/instances/{created}")[0] == 404

@@ -167,7 +167,10 @@ def test_foreign_origin_is_refused_while_sdk_client_and_check_status_urls_keep_w
 def _spellings(path: str) -> list[str]:
     """``path`` with devhost's own prefix spelled the ways a browser sends unchanged."""
     assert path.startswith(("/runtime/webhooks/durabletask/", "/durabletask/", "/_devhost/"))
+    # "/%64urabletask/" plus 14 characters is as long as "/runtime/webhooks/durabletask".
+    filler = "/%64urabletask/" + "f" * 14
     return [
+        path.replace("/runtime/webhooks/durabletask", filler).replace("/durabletask", filler, 1),
         path.replace("durabletask/", "%64urabletask/", 1),                 # one letter
         path.replace("durabletask/", "%64%75rabletask/", 1),
         path.replace("durabletask/", "%64URABLETASK/", 1),                 # mixed case
