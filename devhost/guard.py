@@ -220,6 +220,13 @@ def middleware(policy: HostPolicy, is_app_route: Callable[[web.Request], bool] =
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            request.url  # noqa: B018 (builds the URL every handler uses from Host)
+        except ValueError as exc:
+            # Kestrel refuses a Host header it cannot parse with 400 before any routing.
+            return web.json_response(
+                {"error": f"the Host header {request.headers.get('Host')!r} is not a valid "
+                          f"host[:port]: {exc}"}, status=400)
         app_route = is_app_route(request)
         problem = refusal(request, policy, app_route, cors)
         if problem is not None:

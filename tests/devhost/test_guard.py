@@ -215,3 +215,18 @@ def test_an_encoded_management_path_reaches_the_operation_it_spells(host: Devhos
     assert status == 202, body
     status, body = send(f"{host.url}/runtime/webhooks/%64urabletask/instances/{iid}")
     assert status == 202 and body["runtimeStatus"] in ("Suspended", "Running"), body
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("port", ["99999", "abc", "-1", "7071x"])
+def test_a_host_header_with_a_bad_port_is_a_json_400_on_every_path(
+        host: DevhostProcess, port: str) -> None:
+    iid, _ = start_waiter(host)
+    for method, path in [("GET", "/api/env/PATH"), ("POST", "/api/client/raise_event"),
+                         ("GET", f"{WEBHOOK}/instances/{iid}"),
+                         ("POST", f"{WEBHOOK}/instances/{iid}/terminate"),
+                         ("GET", f"/durabletask/instances/{iid}"), ("GET", "/_devhost/api/info")]:
+        status, body = send(host.url + path, method, headers={"Host": f"localhost:{port}"},
+                            body=b"{}" if method == "POST" else None)
+        assert status == 400 and "Host header" in body["error"], (path, status, body)
+    assert send(f"{host.url}{WEBHOOK}/instances/{iid}")[1]["runtimeStatus"] == "Running"
