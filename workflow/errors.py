@@ -30,6 +30,10 @@ class InvalidPayload(WorkflowError, ValueError):
     """The stop request's body is not empty and not valid JSON."""
 
 
+class PayloadTooLarge(InvalidPayload):
+    """The stop request's body is longer than ``inputs.MAX_PAYLOAD_BYTES``."""
+
+
 class NotFound(WorkflowError):
     """No workflow was ever started for this key."""
 

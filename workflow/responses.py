@@ -17,6 +17,7 @@ from workflow.errors import (
     InvalidKey,
     InvalidPayload,
     NotFound,
+    PayloadTooLarge,
     StopConflict,
     WorkflowError,
 )
@@ -35,6 +36,7 @@ JSON_CONTENT_TYPE = "application/json"
 ERROR_STATUS: Mapping[type[WorkflowError], HTTPStatus] = {
     InvalidKey: HTTPStatus.BAD_REQUEST,
     InvalidPayload: HTTPStatus.BAD_REQUEST,
+    PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     NotFound: HTTPStatus.NOT_FOUND,
     AlreadyRunning: HTTPStatus.CONFLICT,
     StopConflict: HTTPStatus.CONFLICT,
