@@ -28,7 +28,7 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from devhost import guard, hostlog
+from devhost import connections, guard, hostlog
 from devhost.dashboard import Dashboard
 from devhost.engine import Engine
 from devhost.limits import body_limit, too_large
@@ -120,7 +120,8 @@ class DevServer:
 
     def build(self) -> web.Application:
         web_app = web.Application(client_max_size=self.max_body,
-                                  middlewares=[guard.middleware(self.policy, self.is_app_route,
+                                  middlewares=[connections.head_middleware,
+                                               guard.middleware(self.policy, self.is_app_route,
                                                                 self.cors)])
         Dashboard(self.app, self.management.store, self.management,
                   self.engine.forget).register(web_app)
@@ -143,16 +144,26 @@ class DevServer:
         return web.json_response({"state": "Running", "functions": len(self.app.http)})
 
     async def read_body(self, request: web.Request) -> bytes | web.Response:
-        """The request's body, or the 413 reply when it is larger than :attr:`max_body`: a
+        """The request's body, or the 413 reply when it is larger than :attr:`max_body` (a
         declared ``Content-Length`` is refused before anything is read, a chunked body once
-        the limit is reached (aiohttp's ``client_max_size`` stops reading there)."""
+        the limit is reached), or the 408 reply when it arrives slower than Kestrel's minimum
+        data rate (:func:`devhost.connections.read_body`)."""
         declared = request.content_length
         if declared is not None and declared > self.max_body:
             return _too_large(self.max_body, declared)
         try:
-            return await request.read()
+            body = await connections.read_body(request, self.max_body)
         except web.HTTPRequestEntityTooLarge:
             return _too_large(self.max_body, None)
+        if body is None:
+            response = web.json_response(
+                {"error": f"the request body arrived slower than "
+                          f"{connections.MIN_BODY_RATE:g} bytes/s (after "
+                          f"{connections.BODY_GRACE:g} s), the Functions host's minimum"},
+                status=408)
+            response.force_close()
+            return response
+        return body
 
     async def serve_management(self, base: str, request: web.Request) -> web.Response:
         body = await self.read_body(request)

@@ -76,3 +76,109 @@ def test_a_20_mb_stop_body_neither_stalls_other_requests_nor_balloons_memory(
     assert p99 < 1.0, latencies[-10:]
     # The body itself is held (aiohttp's buffer, the request's bytes): a small multiple of it.
     assert peak - before < 6 * HOSTILE_BYTES // 1024
+
+
+# ---- slow clients (issue 19 item 5) --------------------------------------------------------------
+
+import socket  # noqa: E402
+
+from devhost.process import REPO  # noqa: E402
+
+
+def _trickle(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that send the start of a request head and then nothing."""
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /admin/host/status HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        except OSError:
+            s.close()
+            continue
+        socks.append(s)
+    return socks
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    s.settimeout(0.01)
+    try:
+        data = s.recv(4096)
+        return data == b"" or b"408" in data
+    except (socket.timeout, BlockingIOError):
+        return False
+    except OSError:
+        return True
+
+
+def _status_latency(port: int) -> float | None:
+    began = time.perf_counter()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/admin/host/status")
+        ok = conn.getresponse().status == 200
+        conn.close()
+    except OSError:
+        return None
+    return time.perf_counter() - began if ok else None
+
+
+def test_trickling_connections_are_timed_out_capped_and_logged_once(tmp_path: Path) -> None:
+    """With 256 descriptors (macOS's default), 300 connections that never finish their request
+    head used to shut everyone out for as long as they stayed (no timeout) and made asyncio log
+    a "Too many open files" traceback per accept attempt. Now the oldest waiting connection
+    makes room for a new one, each is closed after the head timeout (Kestrel's 30 s, 2 s
+    here), and one warning is logged."""
+    host = DevhostProcess(REPO, tmp_path / "slow.sqlite3", nofile=256,
+                          env={"DEVHOST_HEADER_TIMEOUT": "2", "WORKFLOW_TIMEOUT_SECONDS": "0"})
+    host.start()
+    socks: list[socket.socket] = []
+    try:
+        began = time.monotonic()
+        socks = _trickle(host.port, 300)
+        # Served while the silent connections hold (or try to hold) every slot.
+        latencies = [_status_latency(host.port) for _ in range(20)]
+        assert all(lat is not None for lat in latencies), latencies
+        # Every silent connection is closed by the server within the head timeout (+ slack).
+        deadline = began + 2 + 10
+        open_socks = list(socks)
+        while open_socks and time.monotonic() < deadline:
+            open_socks = [s for s in open_socks if not _closed_by_server(s)]
+            time.sleep(0.1)
+        closed_after = time.monotonic() - began
+        log = host.output()
+        print(f"\n300 trickling connections, 256 descriptors: status p50 "
+              f"{statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
+              f"(of 20) while they held; all closed by the server after {closed_after:.1f} s; "
+              f"{log.count('Too many open files')} 'Too many open files' and "
+              f"{log.count('open connections')} connection warning line(s) logged")
+        assert open_socks == [], f"{len(open_socks)} connections still open"
+        assert log.count("Too many open files") <= 1 and log.count("Traceback") == 0, log[-2000:]
+        assert log.count("open connections") == 1, log[-2000:]
+    finally:
+        for s in socks:
+            s.close()
+        host.stop()
+
+
+def test_a_body_slower_than_kestrels_minimum_rate_is_a_408_and_the_connection_closes(
+        app_host: DevhostProcess) -> None:
+    """Kestrel's MinRequestBodyDataRate: 240 bytes/s after a 5 s grace period."""
+    s = socket.create_connection(("127.0.0.1", app_host.port), timeout=20)
+    try:
+        began = time.monotonic()
+        s.sendall(b"POST /api/stop/slowbody HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n[1,")
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        took = time.monotonic() - began
+    finally:
+        s.close()
+    print(f"\nslow body answered after {took:.1f} s: {answer.splitlines()[0]!r}")
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"240 bytes/s" in answer and 4.5 < took < 15
