@@ -152,10 +152,11 @@ def test_trickling_connections_are_timed_out_capped_and_logged_once(tmp_path: Pa
               f"{statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
               f"(of 20) while they held; all closed by the server after {closed_after:.1f} s; "
               f"{log.count('Too many open files')} 'Too many open files' and "
-              f"{log.count('open connections')} connection warning line(s) logged")
+              f"{log.count('devhost.server WARNING')} warning line(s) logged")
         assert open_socks == [], f"{len(open_socks)} connections still open"
         assert log.count("Too many open files") <= 1 and log.count("Traceback") == 0, log[-2000:]
-        assert log.count("open connections") == 1, log[-2000:]
+        # One warning: the cap reached, or (folded into it) an accept out of descriptors.
+        assert log.count("devhost.server WARNING") == 1, log[-2000:]
     finally:
         for s in socks:
             s.close()
