@@ -125,6 +125,7 @@ class LimitedHandler(web_protocol.RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._admitted = self.limits.admit(self)
         if not self._admitted:
+            assert isinstance(transport, asyncio.Transport)
             transport.abort()
             return
         super().connection_made(transport)
@@ -219,7 +220,8 @@ async def read_body(request: web.Request, max_body: int) -> bytes | None:
     if not request.body_exists:
         return b""
     loop = asyncio.get_running_loop()
-    start, size, chunks = loop.time(), 0, []
+    start, size = loop.time(), 0
+    chunks: list[bytes] = []
     while True:
         try:
             # asyncio.timeout, not wait_for: no task per chunk on the hot path.

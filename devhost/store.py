@@ -85,6 +85,17 @@ CREATE INDEX IF NOT EXISTS work_by_instance ON work (instance_id);
 """
 
 
+#: The timer monitor's table (:mod:`devhost.timers`), in the same database file.
+TIMER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS timer_schedule_status (
+    function_name TEXT PRIMARY KEY,
+    last TEXT,
+    next TEXT,
+    last_updated TEXT NOT NULL
+)
+"""
+
+
 #: The columns of ``instances`` in :class:`Instance` field order (named, never ``SELECT *``).
 INSTANCE_COLUMNS = ("instance_id, execution_id, name, version, status, input, output, "
                     "custom_status, created_at, updated_at, parent_instance_id, "
@@ -113,7 +124,7 @@ def _schema_signature(db: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]
 def _devhost_signature() -> dict[str, list[tuple[Any, ...]]]:
     db = sqlite3.connect(":memory:")
     try:
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA + ";" + TIMER_SCHEMA)
         return _schema_signature(db)
     finally:
         db.close()
@@ -122,8 +133,8 @@ def _devhost_signature() -> dict[str, list[tuple[Any, ...]]]:
 def check_database(path: str, create: bool) -> None:
     """Refuse, before anything is written (no WAL switch, no table, no ``.lock``), a ``path``
     devhost must not use. Accepted: a devhost store (its ``application_id``, or, for a store
-    that predates it, exactly devhost's tables and columns), and with ``create`` a missing or
-    empty file, which becomes one. The header is read as bytes; SQLite opens the file (read
+    that predates it, only devhost's tables with exactly its columns), and with ``create`` a
+    missing or empty file, which becomes one. The header is read as bytes; SQLite opens the file (read
     only) only for a store without an application id.
 
     Raises: NotADevhostStore with a one-line reason.
@@ -165,7 +176,10 @@ def check_database(path: str, create: bool) -> None:
             db.close()
     except sqlite3.Error as exc:
         raise NotADevhostStore(f"{path} cannot be read as a SQLite database: {exc}") from None
-    if found != _devhost_signature():
+    ours = _devhost_signature()
+    # Some or all of devhost's tables (the timer monitor may have written its table first),
+    # each exactly as devhost creates it, and nothing else.
+    if not found or any(ours.get(table) != columns for table, columns in found.items()):
         tables = ", ".join(sorted(found)) or "no tables"
         raise NotADevhostStore(f"{path} is a SQLite database of another program ({tables}), "
                                f"not devhost's")
