@@ -134,8 +134,8 @@ def check_database(path: str, create: bool) -> None:
     """Refuse, before anything is written (no WAL switch, no table, no ``.lock``), a ``path``
     devhost must not use. Accepted: a devhost store (its ``application_id``, or, for a store
     that predates it, only devhost's tables with exactly its columns), and with ``create`` a
-    missing or empty file, which becomes one. The header is read as bytes; SQLite opens the file (read
-    only) only for a store without an application id.
+    missing or empty file, which becomes one. The header is read as bytes; SQLite opens the
+    file (read only) only for a store without an application id.
 
     Raises: NotADevhostStore with a one-line reason.
     """
