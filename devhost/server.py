@@ -10,7 +10,8 @@ One aiohttp application on one origin serves:
 - ``/admin/host/status``: a readiness probe, as on the real host;
 - ``/_devhost/``: the dashboard (:mod:`devhost.dashboard`).
 
-Every request first passes :mod:`devhost.guard` (Host and Origin rules).
+Every request first passes :mod:`devhost.guard` (Host and Origin rules, after routing), and
+every connection :mod:`devhost.connections` (header and body timeouts, the connection cap).
 
 Function keys are not enforced, exactly like ``func start`` locally. Request bodies are limited
 like the host limits them (app setting ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``, default 100 MB):
