@@ -314,3 +314,23 @@ class TestThroughTheRealWrapper:
         monkeypatch.setattr(function_app, "SETTINGS", Settings(timeout_seconds=30))
         await self.invoke("start", request("start", "aaron"))
         assert json.loads(host.instances["workflow-aaron"].input_text)["timeoutSeconds"] == 30
+
+
+# -- a status the backend cannot give as JSON (issue 19 item 4) -------------------------------
+
+
+@pytest.mark.parametrize("field", ["output", "custom_status"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [float("-inf")]])
+async def test_check_of_a_status_that_is_not_json_is_a_502_naming_the_key(
+    fake: FakeDurableClient, field: str, value: Any
+) -> None:
+    # A Python orchestrator may return NaN (the worker's json.dumps allows it).
+    fake.seed("workflow-aaron", "Completed", **{field: value})
+    response = await check(fake)
+    assert response.status_code == 502
+    body = parsed(response)
+    assert "aaron" in body["error"] and "not valid JSON" in body["error"]
+    # A start refused because of that run (409 with the run) is a 502 too, never a bare 500.
+    fake.seed("workflow-beth", "Running", **{field: value})
+    response = await start(fake, "beth")
+    assert response.status_code == 502 and "beth" in parsed(response)["error"]

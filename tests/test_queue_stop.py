@@ -11,7 +11,7 @@ import pytest
 from tests.fakes import FakeDurableClient
 from workflow import queue_stop
 from workflow.errors import BackendUnavailable
-from workflow.inputs import MAX_PAYLOAD_DEPTH
+from workflow.inputs import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH
 from workflow.queue_stop import BadStopMessage, Outcome, parse_message, stop_from_message
 from workflow.settings import Settings
 
@@ -47,6 +47,8 @@ def test_event_is_optional_and_other_members_are_ignored() -> None:
     (message({"input": "aaron", "event": json.loads("[" * (MAX_PAYLOAD_DEPTH + 1)
                                                         + "]" * (MAX_PAYLOAD_DEPTH + 1))}),
      f"at most {MAX_PAYLOAD_DEPTH} levels"),
+    (message({"input": "aaron", "event": "x" * MAX_PAYLOAD_BYTES}),
+     f"at most {MAX_PAYLOAD_BYTES:,} bytes"),
 ])
 def test_messages_the_http_stop_would_refuse_are_bad_messages(body: bytes, fragment: str) -> None:
     with pytest.raises(BadStopMessage) as info:

@@ -10,12 +10,18 @@ key or a run's status, so this module sits above ``inputs`` and ``status``.
 from __future__ import annotations
 
 from workflow.inputs import WorkflowKey
-from workflow.rejections import InvalidKey, InvalidPayload, SettingsError, WorkflowError
+from workflow.rejections import (
+    InvalidKey,
+    InvalidPayload,
+    PayloadTooLarge,
+    SettingsError,
+    WorkflowError,
+)
 from workflow.status import WorkflowStatus
 
 __all__ = [
     "AlreadyFinished", "AlreadyRunning", "BackendError", "BackendUnavailable", "InvalidKey",
-    "InvalidPayload", "NotFound", "SettingsError", "StopConflict", "WorkflowError",
+    "InvalidPayload", "NotFound", "PayloadTooLarge", "SettingsError", "StopConflict", "WorkflowError",
 ]
 
 

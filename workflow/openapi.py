@@ -191,8 +191,14 @@ def _stop_operation(operation_id: str, *, with_body: bool) -> dict[str, Any]:
                 "StopAccepted",
                 headers={"Location": _required(_LOCATION), "Retry-After": _required(_RETRY_AFTER)},
             ),
-            "400": _json("The key breaks the input rules, or the body is not JSON.", "Error"),
+            "400": _json(
+                "The key breaks the input rules, or the body is not strict JSON (NaN, Infinity, "
+                f"numbers beyond a float, nesting deeper than {inputs.MAX_PAYLOAD_DEPTH} levels).",
+                "Error",
+            ),
             "404": _json("No workflow was ever started for the key.", "KeyError"),
+            "413": _json(
+                f"The body is longer than {inputs.MAX_PAYLOAD_BYTES:,} bytes.", "Error"),
             "409": _json("Another stop request ended the run first; the body is its status.",
                          "ErrorWithStatus", headers={"Location": _LOCATION}),
             "410": _json("The run has already finished; start the key again for a new one.",
@@ -203,7 +209,10 @@ def _stop_operation(operation_id: str, *, with_body: bool) -> dict[str, Any]:
     if with_body:
         operation["requestBody"] = {
             "required": False,
-            "description": "The event's payload: any JSON value; an empty body sends `null`.",
+            "description": (
+                "The event's payload: any JSON value of at most "
+                f"{inputs.MAX_PAYLOAD_BYTES:,} bytes; an empty body sends `null`."
+            ),
             "content": {responses.JSON_CONTENT_TYPE: {"schema": {}}},
         }
     return operation
