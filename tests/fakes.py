@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+import azure.functions as func
 from azure.durable_functions.models import DurableOrchestrationClient
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 from azure.functions._durable_functions import _serialize_custom_object
@@ -108,6 +109,9 @@ class FakeDurableClient:
         # Like the host, run the orchestrator when an event arrives (see ``_process``); a test
         # turns this off to keep a run live, e.g. to stage a stop that is never confirmed.
         self.process_events = True
+        # The orchestrator ``_process`` replays: the app's own unless a test sets another
+        # (``df.Orchestrator.create(fn)``), e.g. the template plus a step after the event.
+        self.orchestrator: Callable[..., str] | None = None
         self.instances: dict[str, FakeInstance] = {}
         self.calls: list[tuple[str, str]] = []
         self.before_start_new: Callable[[], None] | None = None
@@ -206,8 +210,10 @@ class FakeDurableClient:
         return 202, None
 
     def _process(self, instance: FakeInstance) -> None:
-        """What the host does next: replay the app's real orchestrator over a history of the
-        instance's start and every event raised so far (one episode), and apply its outcome."""
+        """What the host does next: replay the app's real orchestrator (or ``orchestrator``) over
+        a history of the instance's start and every event raised so far (one episode), and
+        apply its outcome: its custom status, and Completed with the output once it is done,
+        Running otherwise (a step after the event is scheduled and never runs here)."""
         from tests.app_index import replay
         from tests.histories import History
 
@@ -215,7 +221,11 @@ class FakeDurableClient:
                           instance_id=instance.instance_id, started_at=self.now)
         for name, input_text in instance.events:
             history.event_raised(input_text, name)
-        state = replay(history.context())
+        if self.orchestrator is None:
+            state = replay(history.context())
+        else:
+            state = json.loads(self.orchestrator(context=func.OrchestrationContext(
+                json.dumps(history.context()))))
         if state.get("customStatus") is not None:
             instance.custom_status = state["customStatus"]
         instance.runtime_status = "Completed" if state["isDone"] else "Running"

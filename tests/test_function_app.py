@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import function_app
-from tests.app_index import functions, replay
+from tests.app_index import WITH_A_STEP_AFTER_THE_EVENT, functions, replay
 from tests.fakes import SYSTEM_KEY, FakeDurableClient, FakeHostTransport, binding_json
 from tests.histories import History
 from workflow import endpoints
@@ -175,6 +175,19 @@ async def test_stop_returns_202_and_delivers_the_body_as_payload(fake: FakeDurab
     assert body["output"] == {"outcome": "stopped", "event": {"approved": True}}
     [(name, text)] = fake.instances["workflow-aaron"].events
     assert name == "Workflow" and json.loads(json.loads(text))["payload"] == {"approved": True}
+
+
+async def test_stop_is_202_confirmed_with_the_run_running_while_a_later_step_runs(
+        fake: FakeDurableClient) -> None:
+    fake.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    await start(fake)
+    response = await stop(fake, body=b'{"approved": true}')
+    assert response.status_code == 202
+    body = parsed(response)
+    assert (body["confirmed"], body["runtimeStatus"], body["output"]) == (True, "Running", None)
+    assert body["customStatus"]["outcome"] == "stopped" and body["customStatus"]["stoppedBy"]
+    assert parsed(await check(fake))["customStatus"] == body["customStatus"]
+    assert (await stop(fake, body=b"2")).status_code == 409  # the wait is over: one winner
 
 
 async def test_stop_with_empty_body_sends_null(fake: FakeDurableClient) -> None:

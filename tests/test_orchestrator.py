@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import azure.durable_functions as df
+import azure.functions as func
 import pytest
 
 from tests.app_index import replay
 from tests.histories import T0, History, after, fire_at
-from workflow.orchestrator import normalize_event_payload, stop_event
+from workflow.orchestrator import WorkflowInput, normalize_event_payload, stop_event, wait_for_stop
 
 GOLDEN = Path(__file__).parent / "golden"
 HOUR = {"key": "aaron", "timeoutSeconds": 3600}
@@ -282,3 +284,44 @@ def test_malformed_input_names_the_field_and_the_rule() -> None:
     from workflow.orchestrator import WorkflowInput
     with pytest.raises(ValueError, match="^timeoutSeconds must be a whole number of seconds"):
         WorkflowInput.from_json({"key": "aaron", "timeoutSeconds": -1})
+
+
+def _wait_then_notify(context: df.DurableOrchestrationContext) -> Any:
+    """A customised workflow: the wait, then one step after the event."""
+    output = yield from wait_for_stop(context, WorkflowInput.from_json(context.get_input()))
+    yield context.call_activity("notify", output)
+    return output
+
+
+def replay_customised(history: History) -> dict[str, Any]:
+    handle = df.Orchestrator.create(_wait_then_notify)
+    return json.loads(handle(context=func.OrchestrationContext(json.dumps(history.context()))))
+
+
+@pytest.mark.parametrize(("outcome", "expected_status"), [
+    ("event", {"waitingFor": None, "outcome": "stopped", "stoppedBy": "0123456789abcdef" * 2}),
+    ("timer", {"waitingFor": None, "outcome": "timed_out"}),
+])
+def test_the_episode_that_ends_the_wait_records_its_outcome_before_a_later_step(
+        outcome: str, expected_status: dict[str, Any]) -> None:
+    """The stop answers from this record, so it must ride on the episode that takes the event
+    (or the timer), next to the later step's action, not wait for the run's last episode."""
+    history = waiting_for_hour().start_episode(after(T0, hours=1))
+    if outcome == "event":
+        history.event_from_client(stop_event("0123456789abcdef" * 2, {"n": 1}))
+    else:
+        history.timer_fired(0, after(T0, hours=1))
+    response = replay_customised(history)
+    assert response["isDone"] is False
+    assert response["customStatus"] == expected_status
+    [activity] = [a for a in response["actions"][-1] if a["actionType"] == 0]  # CallActivity
+    assert activity["functionName"] == "notify"
+
+
+def test_the_wait_takes_the_first_event_only_even_with_later_steps() -> None:
+    history = History(FOREVER).event_from_client(stop_event("a" * 32, 1))
+    history.event_from_client(stop_event("b" * 32, 2))
+    response = replay_customised(history)
+    assert response["customStatus"]["stoppedBy"] == "a" * 32
+    [activity] = [a for a in response["actions"][-1] if a["actionType"] == 0]
+    assert json.loads(activity["input"]) == {"outcome": "stopped", "event": 1}
