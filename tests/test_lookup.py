@@ -224,6 +224,7 @@ async def test_stop_is_confirmed_while_a_step_after_the_event_still_runs(door: D
     """The verdict needs the run to have taken the event, not to have finished: the stop answers
     from the record the episode that took the event wrote, with the run still Running."""
     door.host.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    door.host.run_activities = False  # the step after the event is in flight
     door.host.seed("workflow-aaron", "Running")
     started = time.monotonic()
     decided = await lookup.stop(door.client, KEY, {"n": 1}, Settings(stop_confirm_seconds=5))
@@ -237,6 +238,7 @@ async def test_stop_is_confirmed_while_a_step_after_the_event_still_runs(door: D
 
 async def test_a_later_stop_loses_at_once_while_the_winners_later_steps_run(door: Door) -> None:
     door.host.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    door.host.run_activities = False  # the step after the event is in flight
     door.host.seed("workflow-aaron", "Running")
     assert await lookup.stop(door.client, KEY, "first", Settings()) is not None
     with pytest.raises(StopConflict) as caught:

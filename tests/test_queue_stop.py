@@ -81,6 +81,7 @@ async def test_a_queued_stop_is_stopped_as_soon_as_the_run_takes_it_while_later_
     end (waiting for the end would report UNCONFIRMED once the 5 s window passed)."""
     host = FakeDurableClient()
     host.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    host.run_activities = False  # the step after the event is in flight
     host.seed("workflow-aaron")
     caplog.set_level(logging.INFO, logger="workflow.queue_stop")
     outcome = await stop_from_message(message({"input": "aaron", "event": 1}), host, SETTINGS)
