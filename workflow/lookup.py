@@ -214,6 +214,10 @@ def is_decided(status: WorkflowStatus) -> bool:
     ``orchestrator.wait_for_stop`` writes in the episode that takes the event or the timer), or
     the run is no longer active. A decided run stays decided: the orchestrator waits once and
     every replay takes the same branch."""
+    # The host stores the custom status an episode returns when it commits that episode, and a
+    # status read shows it while the run is still Running (the out-of-process shim applies each
+    # episode's customStatus: Azure/azure-functions-durable-extension OutOfProcOrchestrationShim;
+    # MicrosoftDocs azure-docs durable-functions-custom-orchestration-status.md).
     custom = status.custom_status
     return not status.is_active or (isinstance(custom, Mapping) and custom.get("outcome") is not None)
 
