@@ -255,6 +255,7 @@ async def test_stop_after_the_timeout_ended_the_wait_is_gone_while_later_steps_r
     with pytest.raises(AlreadyFinished) as caught:
         await lookup.stop(door.client, KEY, None, Settings(stop_confirm_seconds=5))
     assert caught.value.status.runtime_status == "Running"
+    assert "no longer waits for the event: its timeout ended the wait first" in str(caught.value)
 
 
 async def test_stop_waits_while_the_run_only_waits(door: Door) -> None:
