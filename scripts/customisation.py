@@ -34,8 +34,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mutants import copy_repository
-
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -142,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'ok  ' if ok else 'FAIL'}  {time.monotonic() - began:6.1f} s  {name}"
               + (f"\n        {detail}" if detail else ""), flush=True)
 
+    from mutants import copy_repository  # scripts/ is on sys.path when this file is run
+
     tmp = tempfile.mkdtemp(prefix="customised-")
     root = Path(tmp)
     copy_repository(root)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     step("after " + " and ".join(f"`{c}`" for c in FIX_COMMANDS) + ", template tests pass: "
          + summary(result), fixed and result.returncode == 0, began)
 
-    runs = [("unit, fake host", UNIT_CONTRACT, 0.0)]
+    runs: list[tuple[str, tuple[str, ...], float]] = [("unit, fake host", UNIT_CONTRACT, 0.0)]
     if args.contract == "all":  # the activity as slow as on devhost above: stops answer first
         runs.append(("devhost", DEVHOST_CONTRACT, args.activity_seconds))
     for name, files, seconds in runs:
