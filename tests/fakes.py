@@ -15,8 +15,10 @@ Time is a field (``now``) advanced by the test, never the wall clock.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -336,7 +338,8 @@ def _activity_calls(actions: list[Any]) -> list[tuple[int, dict[str, Any]]]:
 
 def _run_activity(action: dict[str, Any]) -> str:
     """Run the app's activity function the action names, as the worker does: the input decoded
-    from the action's JSON text, the result encoded back (``TaskCompleted.Result``)."""
+    from the action's JSON text, the result encoded back (``TaskCompleted.Result``). An
+    exception the activity raises propagates to the test (no ``TaskFailed`` is modelled)."""
     from tests.app_index import functions
 
     function = functions().get(action["functionName"])
@@ -345,6 +348,10 @@ def _run_activity(action: dict[str, Any]) -> str:
         "register; set run_activities = False to leave it in flight")
     argument = json.loads(action["input"]) if action.get("input") is not None else None
     result = function.get_user_function()(**{function.get_trigger().name: argument})
+    if inspect.iscoroutine(result):
+        # An async activity, called from inside the test's running loop: run it on its own.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            result = pool.submit(asyncio.run, result).result()
     return df_dumps(result)
 
 
