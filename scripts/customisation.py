@@ -57,12 +57,24 @@ DEVHOST_CONTRACT = ("tests/e2e/test_app_contract.py", "tests/proofs/test_guarant
                     "tests/proofs/test_bad_input.py", "tests/proofs/test_openapi_conformance.py")
 
 
+class AlreadyCustomised(Exception):
+    """The app at hand is not the template: the customisation cannot be applied to it."""
+
+
 def customise(root: Path) -> None:
-    """The README's one-line customisation, applied to the copy at ``root``."""
+    """The README's one-line customisation, applied to the copy at ``root``.
+
+    Raises:
+        AlreadyCustomised: the orchestrator has no single wait line to add the step after, or
+            the app already has a function named ``notify``.
+    """
     orchestrator = root / "workflow" / "orchestrator.py"
     lines = orchestrator.read_text().split("\n")
     if lines.count(WAIT_LINE) != 1:
-        raise SystemExit(f"workflow/orchestrator.py: the wait line is not there once: {WAIT_LINE}")
+        raise AlreadyCustomised(f"workflow/orchestrator.py: the wait line is not there once: "
+                                f"{WAIT_LINE.strip()}")
+    if re.search(r"^def notify\(", (root / "function_app.py").read_text(), re.M):
+        raise AlreadyCustomised("function_app.py already defines notify")
     at = lines.index(WAIT_LINE) + 1
     orchestrator.write_text("\n".join(lines[:at] + [STEP_LINE] + lines[at:]))
     app = root / "function_app.py"
@@ -145,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="customised-")
     root = Path(tmp)
     copy_repository(root)
-    customise(root)
+    try:
+        customise(root)
+    except AlreadyCustomised as exc:
+        print(f"this app is not the template, the check does not apply: {exc}")
+        return 2
     print(f"customised copy: {root}")
 
     began = time.monotonic()
