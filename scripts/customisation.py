@@ -54,7 +54,8 @@ UNIT_CONTRACT = ("tests/test_lookup.py", "tests/test_function_app.py", "tests/te
                  "tests/test_inputs.py", "tests/test_responses.py", "tests/test_status.py",
                  "tests/test_settings.py", "tests/test_retention.py")
 DEVHOST_CONTRACT = ("tests/e2e/test_app_contract.py", "tests/proofs/test_guarantees.py",
-                    "tests/proofs/test_bad_input.py", "tests/proofs/test_openapi_conformance.py")
+                    "tests/proofs/test_bad_input.py", "tests/proofs/test_openapi_conformance.py",
+                    "tests/e2e/test_queue_and_retention.py")
 
 
 class AlreadyCustomised(Exception):
