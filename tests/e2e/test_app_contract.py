@@ -78,8 +78,13 @@ async def test_start_check_stop_lifecycle_follows_the_contract(api: Api) -> None
     assert body["confirmed"] is True and body["runtimeStatus"] in ("Running", "Completed")
     assert body["customStatus"]["outcome"] == "stopped" and body["customStatus"]["stoppedBy"]
 
+    recorded = body["customStatus"]
     body = await wait_status(api, k, "Completed")
     assert body["output"] == {"outcome": "stopped", "event": {"reason": "done", "n": 2}}
+    # The record the stop answered from outlives any later step (a custom status set after
+    # the wait must keep it): later stops and check keep naming the winner.
+    assert {n: body["customStatus"][n] for n in ("outcome", "stoppedBy")} == \
+        {n: recorded[n] for n in ("outcome", "stoppedBy")}
 
 
 async def test_get_is_accepted_for_start_and_stop_like_the_original(api: Api) -> None:
