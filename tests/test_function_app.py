@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import function_app
-from tests.app_index import functions, replay
+from tests.app_index import WITH_A_STEP_AFTER_THE_EVENT, functions, replay_wait
 from tests.fakes import SYSTEM_KEY, FakeDurableClient, FakeHostTransport, binding_json
 from tests.histories import History
 from workflow import endpoints
@@ -177,6 +177,20 @@ async def test_stop_returns_202_and_delivers_the_body_as_payload(fake: FakeDurab
     assert name == "Workflow" and json.loads(json.loads(text))["payload"] == {"approved": True}
 
 
+async def test_stop_is_202_confirmed_with_the_run_running_while_a_later_step_runs(
+        fake: FakeDurableClient) -> None:
+    fake.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    fake.run_activities = False  # the step after the event is in flight
+    await start(fake)
+    response = await stop(fake, body=b'{"approved": true}')
+    assert response.status_code == 202
+    body = parsed(response)
+    assert (body["confirmed"], body["runtimeStatus"], body["output"]) == (True, "Running", None)
+    assert body["customStatus"]["outcome"] == "stopped" and body["customStatus"]["stoppedBy"]
+    assert parsed(await check(fake))["customStatus"] == body["customStatus"]
+    assert (await stop(fake, body=b"2")).status_code == 409  # the wait is over: one winner
+
+
 async def test_stop_with_empty_body_sends_null(fake: FakeDurableClient) -> None:
     fake.seed("workflow-aaron", "Running")
     assert (await stop(fake, method="GET")).status_code == 202
@@ -212,9 +226,10 @@ async def test_stop_payload_reaches_the_orchestrator_unchanged(fake: FakeDurable
     await start(fake)
     await stop(fake, body=json.dumps(posted).encode())
     instance = fake.instances["workflow-aaron"]
-    # Replay what the host would hand the orchestrator: the stored input and EventRaised.Input.
+    # Replay what the host would hand the orchestrator's wait: the stored input and
+    # EventRaised.Input.
     history = History(json.loads(instance.input_text)).event_raised(instance.events[0][1])
-    assert replay(history.context())["output"] == {"outcome": "stopped", "event": posted}
+    assert replay_wait(history.context())["output"] == {"outcome": "stopped", "event": posted}
 
 
 # -- bad input and backend failures -------------------------------------------------------------

@@ -99,13 +99,14 @@ def started(status: WorkflowStatus) -> func.HttpResponse:
     return accepted(status.key, status.to_json())
 
 
-def stopped(key: WorkflowKey, finished: WorkflowStatus | None) -> func.HttpResponse:
-    """202 for an accepted stop: ``confirmed`` with the finished run's status when this request's
-    event is the one that ended it, unconfirmed (still on its way) otherwise."""
+def stopped(key: WorkflowKey, decided: WorkflowStatus | None) -> func.HttpResponse:
+    """202 for an accepted stop: ``confirmed`` with the run's status as read when it had taken
+    this request's event (``Running`` while steps after the event go on), unconfirmed (still on
+    its way) otherwise."""
     body: dict[str, Any] = {"input": key.value, "instanceId": key.instance_id,
-                            "event": EVENT_NAME, "confirmed": finished is not None}
-    if finished is not None:
-        body.update(finished.to_json())
+                            "event": EVENT_NAME, "confirmed": decided is not None}
+    if decided is not None:
+        body.update(decided.to_json())
     return accepted(key, body)
 
 
