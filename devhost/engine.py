@@ -6,10 +6,18 @@ An *episode* delivers every visible inbox message of one instance: the engine re
 action walk), and a *drain* applies the commits of up to ``BATCH`` episodes in one transaction.
 
 Guarantees:
-- Replay never holds the HTTP loop for long: an episode of a long history (``offload_events``
-  events or more) is computed on a replay thread while the loop keeps serving requests, and a
-  drain yields to the loop between episodes (every ``YIELD_SECONDS`` of work); commits and all
-  store access stay on the loop thread. Two episodes of one instance never overlap.
+- Orchestrator code never runs on the HTTP loop: every episode is computed on an orchestrator
+  thread (:meth:`Engine._compute`); the loop waits for it, blocked, at most ``SYNC_SECONDS``
+  (none for a long history, ``offload_events`` events or more), then serves requests while it
+  runs, and past ``DETACH_SECONDS`` lets it run on alone (committed when it ends). A drain
+  yields to the loop between episodes (every ``YIELD_SECONDS`` of work) and after every batch
+  (an instance that continues as new forever takes turns with requests). Commits and all store
+  access stay on the loop thread. Two episodes of one instance never overlap.
+- ``functionTimeout`` (host.json, :mod:`devhost.invocations`) ends a stuck episode as the host
+  does: nothing of it is committed, its thread is interrupted, and it runs again once that
+  thread has ended (a thread that never ends is abandoned; shutdown never waits for it).
+- A Suspended instance's episode reads only its control messages: each raise to it costs the
+  same however many wait.
 - Activities are at least once: a work row lives until its result is committed, and every row
   left by a crash or cut by the shutdown grace period is dispatched again on start.
 - Every orchestrator episode and activity call logs the host's ``Executing``/``Executed`` lines
