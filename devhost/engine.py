@@ -655,6 +655,32 @@ class Engine:
                 item.instance_id, "task", event, at, item.execution_id, item.task_id)):
             self.wake(item.instance_id)
 
+    async def _within_timeout(self, activity: Any, kwargs: dict[str, Any]) -> Any:
+        """Call an activity (a sync one on the activity pool); past ``functionTimeout`` raise
+        :class:`~devhost.invocations.FunctionTimeoutException`, which the extension records as
+        the activity's failure (``TaskActivityShim``: ``FunctionTimeoutError`` is handled as a
+        user code error). An async one is cancelled, a sync one's thread interrupted (see
+        :func:`devhost.invocations.interrupt`); its result, if any comes, is dropped."""
+        tracked = None
+        if activity.is_async:
+            call = asyncio.ensure_future(activity.user_function(**kwargs))
+        else:
+            tracked = invocations.Tracked(functools.partial(activity.user_function, **kwargs))
+            call = asyncio.ensure_future(self.loop.run_in_executor(
+                self._pool, hostlog.in_context(tracked)))
+        try:
+            done, _ = await asyncio.wait([call], timeout=self._function_timeout)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        if not done:
+            call.cancel()
+            if tracked is not None:
+                tracked.interrupt()
+            assert self._function_timeout is not None
+            raise invocations.FunctionTimeoutException(activity.name, self._function_timeout)
+        return call.result()
+
     async def _invoke_activity(self, item: WorkItem) -> dict[str, Any]:
         activity = self.app.activities.get(item.name)
         if activity is None:
@@ -666,11 +692,7 @@ class Engine:
             value = None if item.input is None else ActivityTriggerConverter.decode(
                 meta.Datum(type="json", value=item.input), trigger_metadata=None)
             kwargs = {activity.input_param: value}
-            if activity.is_async:
-                result = await activity.user_function(**kwargs)
-            else:
-                result = await self.loop.run_in_executor(self._pool, hostlog.in_context(
-                    functools.partial(activity.user_function, **kwargs)))
+            result = await self._within_timeout(activity, kwargs)
             datum = ActivityTriggerConverter.encode(result, expected_type=None)
         except asyncio.CancelledError:
             raise

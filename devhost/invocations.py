@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import ctypes
 import re
-from typing import Any
+import threading
+from typing import Any, Callable
 
 #: ``ScriptJobHostOptionsSetup.DefaultFunctionTimeout`` (every plan but Windows Consumption).
 DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0
@@ -35,6 +36,39 @@ _TIMESPAN = re.compile(r"^(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(
 class FunctionTimeout(BaseException):
     """Raised in a thread whose invocation ran past ``functionTimeout``. A BaseException, so
     the SDK's and most users' ``except Exception`` let it through and the thread ends."""
+
+
+class FunctionTimeoutException(Exception):
+    """An invocation ran past ``functionTimeout``; the message is WebJobs'
+    ``FunctionTimeoutException`` text (``FunctionExecutor``)."""
+
+    def __init__(self, function: str, seconds: float) -> None:
+        super().__init__(f"Timeout value of {format_timespan(seconds)} was exceeded by "
+                         f"function: Functions.{function}")
+
+
+class Tracked:
+    """A call that records the thread running it, so that it can be interrupted there (and
+    only while it runs: never the pool's own code after it returned)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self._lock = threading.Lock()
+        self._thread: int | None = None
+
+    def __call__(self) -> Any:
+        with self._lock:
+            self._thread = threading.get_ident()
+        try:
+            return self.fn()
+        finally:
+            with self._lock:
+                self._thread = None
+
+    def interrupt(self) -> bool:
+        """:func:`interrupt` its thread if the call is still running; whether it was."""
+        with self._lock:
+            return self._thread is not None and interrupt(self._thread)
 
 
 def parse_timespan(text: str) -> float:

@@ -120,3 +120,18 @@ async def test_a_stuck_orchestrator_thread_never_holds_the_shutdown(
     assert host.proc is not None
     host.proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(host.proc.wait, 15) == 0, host.output()
+
+
+async def test_an_activity_past_function_timeout_fails_its_call_with_the_hosts_message(
+        host: DevhostProcess) -> None:
+    # TaskActivityShim handles FunctionTimeoutError as a user code error: the call fails.
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, host.url)
+        slow, fast = fresh_id("slow"), fresh_id("fast")
+        await _start(api, "slow_call", 30, slow)
+        await _start(api, "slow_call", 0, fast)
+        assert (await api.wait_for(fast, timeout=10))["output"] == "finished"
+        done = await api.wait_for(slow, timeout=20)
+        assert done["runtimeStatus"] == "Completed", done
+        assert "Timeout value of 00:00:04 was exceeded by function: Functions.nap" in \
+            done["output"], done["output"]

@@ -54,3 +54,18 @@ def quick(context: df.DurableOrchestrationContext):
 @app.activity_trigger(input_name="value")
 def echo(value):
     return value
+
+
+@app.orchestration_trigger(context_name="context")
+def slow_call(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_activity("nap", context.get_input())
+    except Exception as exc:
+        return str(exc)
+    return "finished"
+
+
+@app.activity_trigger(input_name="seconds")
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
