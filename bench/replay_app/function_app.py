@@ -38,7 +38,7 @@ def long_history(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
 
 
 @app.orchestration_trigger(context_name="context")
-def eternal(context: df.DurableOrchestrationContext):
+def eternal(context: df.DurableOrchestrationContext) -> None:
     """An eternal loop: continues as new at once, no await in a generation (bench/eternal.py)."""
     context.continue_as_new((context.get_input() or 0) + 1)
     return None
