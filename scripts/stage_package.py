@@ -109,7 +109,7 @@ def scheduler_host_json(host: dict[str, Any]) -> dict[str, Any]:
     The Azure Storage provider's own options (``maxQueuePollingInterval``) are dropped with it;
     every other setting, the hub name included, is kept.
     """
-    config = json.loads(json.dumps(host))
+    config: dict[str, Any] = json.loads(json.dumps(host))
     durable = config.setdefault("extensions", {}).setdefault("durableTask", {})
     durable["storageProvider"] = {"type": "azureManaged", "connectionStringName": SCHEDULER_CONNECTION_SETTING}
     return config

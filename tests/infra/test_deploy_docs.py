@@ -47,7 +47,7 @@ def _main_param(templates: dict[str, Any], name: str) -> dict[str, Any]:
 def test_readme_deploy_section_is_a_first_time_users_path_in_order(readme_deploy: str, templates: dict[str, Any]) -> None:
     steps = ["Prerequisites", "azd auth login", "azd up", "x-functions-key", "az storage message put", "azd down"]
     at = [readme_deploy.find(step) for step in steps]
-    assert -1 not in at, [s for s, i in zip(steps, at) if i < 0]
+    assert -1 not in at, [s for s, i in zip(steps, at, strict=True) if i < 0]
     assert at == sorted(at), "the steps are out of order"
     prerequisites = readme_deploy[at[0]:at[1]]
     for needed in ("subscription", "azd", "az", "python3"):

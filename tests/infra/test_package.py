@@ -58,7 +58,9 @@ def _azd_zip_listing(root: Path) -> set[str]:
     return {f for f in files if Path(f).name not in (".funcignore", "local.settings.json")}
 
 
-def _azd_package(project: Path, azd_env: dict[str, str], tmp_path: Path) -> tuple[zipfile.ZipFile, subprocess.CompletedProcess[str] | None]:
+def _azd_package(
+    project: Path, azd_env: dict[str, str], tmp_path: Path
+) -> tuple[zipfile.ZipFile, subprocess.CompletedProcess[str] | None]:
     """Run azure.yaml's prepackage hook for the `api` service as azd would, then zip what azd zips."""
     service = yaml.safe_load((project / "azure.yaml").read_text())["services"]["api"]
     service_dir = (project / service["project"]).resolve()
