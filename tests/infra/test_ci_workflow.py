@@ -43,8 +43,10 @@ def test_lint_and_tests_run_on_python_3_11_and_3_12_before_any_deploy(workflow: 
     assert test["strategy"].get("fail-fast") is False  # one version's failure does not hide the other's
     (setup,) = [s for s in test["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
     assert setup["with"]["python-version"] == "${{ matrix.python }}"
-    runs = [s.get("run", "") for s in test["steps"]]
-    assert "make lint" in runs and runs.index("make lint") < runs.index("bash .ci/run")
+    # .ci/run is the one entry point developers run too: lint first (seconds), then the suite.
+    assert "bash .ci/run" in _runs(test)
+    script = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert "make lint" in script and script.index("make lint") < script.index("make test")
     # A matrix job's `needs` waits for every leg.
     assert workflow["jobs"]["deploy"]["needs"] == "test"
 
