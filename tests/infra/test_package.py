@@ -69,8 +69,11 @@ def _azd_package(
     if hook is not None:
         posix = hook.get("posix", hook)
         assert posix["shell"] == "sh"
+        # The process environment as azd passes it, minus any backend choice of the developer's
+        # shell: the test says which backend it packages.
+        process_env = {k: v for k, v in os.environ.items() if k != "DURABLE_BACKEND"}
         ran = subprocess.run(
-            ["sh", "-c", posix["run"]], cwd=service_dir, env={**os.environ, **azd_env},
+            ["sh", "-c", posix["run"]], cwd=service_dir, env={**process_env, **azd_env},
             capture_output=True, text=True, timeout=120,
         )
         if ran.returncode != 0:
