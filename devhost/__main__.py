@@ -10,10 +10,10 @@ import signal
 import sys
 
 from devhost import hostlog, shutdown, supervisor
+from devhost.appfiles import AppLoadError
 from devhost.dashboard import PATH as DASHBOARD_PATH
 from devhost.host import Config, Devhost
-from devhost.loader import AppLoadError
-from devhost.store import StoreLocked
+from devhost.store import NotADevhostStore, StoreLocked
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
@@ -95,7 +95,7 @@ async def serve(config: Config) -> int:
     host = Devhost(config)
     try:
         await host.start()
-    except (AppLoadError, StoreLocked, OSError) as exc:
+    except (AppLoadError, StoreLocked, NotADevhostStore, OSError) as exc:
         print(f"devhost: {exc}", file=sys.stderr)
         return 2
     if config.worker_index == 0:
@@ -113,7 +113,7 @@ async def serve(config: Config) -> int:
     if config.worker_index == 0:
         print(shutdown.stopping_message(config.grace), flush=True)
     for sig in signals:
-        loop.add_signal_handler(sig, shutdown.stop_now, host)
+        loop.add_signal_handler(sig, lambda: shutdown.stop_now(host.engine))
     unfinished = await host.stop()
     if unfinished:
         shutdown.report_unfinished(unfinished, config.grace)

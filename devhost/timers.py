@@ -36,19 +36,14 @@ import azure.functions as func
 from azure.functions.timer import TimerRequest
 
 from devhost import hostlog, ncrontab
+from devhost.store import TIMER_SCHEMA
 
 log = logging.getLogger("devhost.timers")
 
 _SETTING = re.compile(r"%([^%]+)%")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS timer_schedule_status (
-    function_name TEXT PRIMARY KEY,
-    last TEXT,
-    next TEXT,
-    last_updated TEXT NOT NULL
-)
-"""
+# In devhost's database, which must recognise it (devhost.store.check_database).
+_SCHEMA = TIMER_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -141,15 +136,19 @@ class TimerRunner:
     """Runs one timer function until cancelled.
 
     ``invoke`` calls the function with its keyword arguments and raises what it raises;
-    ``clock`` is injectable for tests.
+    ``clock`` is injectable for tests. ``wait_until(due)`` replaces the wait for the next
+    occurrence (:mod:`devhost.testing` passes one that returns when its virtual clock reaches
+    ``due``); by default the runner sleeps on the real clock, and :meth:`stop` ends the wait.
     """
 
     def __init__(self, fn: TimerFunction, schedule: ncrontab.Schedule,
                  monitor: ScheduleMonitor | None,
                  invoke: Callable[[TimerFunction, func.TimerRequest], Awaitable[None]],
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 wait_until: Callable[[datetime], Awaitable[None]] | None = None) -> None:
         self.fn, self.schedule, self.monitor, self._invoke = fn, schedule, monitor, invoke
         self._clock = clock or _utcnow
+        self._wait_until = wait_until
         self._last: datetime | None = None
         self._stopping = asyncio.Event()
 
@@ -176,11 +175,17 @@ class TimerRunner:
                 log.warning("timer %s: schedule %r never fires again", self.fn.name,
                             self.fn.schedule)
                 return
+            if self._wait_until is not None:  # devhost.testing's virtual clock
+                await self._wait_until(due)
+                if not self._stopping.is_set():
+                    await self._fire(due, past_due=False, status=self.monitor.get(self.fn.name)
+                                     if self.monitor else None)
+                continue
             try:
                 await asyncio.wait_for(self._stopping.wait(),
                                        max(0.0, (due - self._clock()).total_seconds()))
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await self._fire(due, past_due=False,
                              status=self.monitor.get(self.fn.name) if self.monitor else None)

@@ -2,32 +2,27 @@
 
 Everything below ``function_app`` raises only these; ``responses.ERROR_STATUS`` maps each one
 to exactly one HTTP status code, and ``lookup`` is the only place that turns the SDK's bare
-``Exception``s into them.
+``Exception``s into them. The root class and the rejections of bad input live one floor down, in
+``rejections`` (``inputs`` raises them), and are re-exported here; the exceptions below carry a
+key or a run's status, so this module sits above ``inputs`` and ``status``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from workflow.inputs import WorkflowKey
+from workflow.rejections import (
+    InvalidKey,
+    InvalidPayload,
+    PayloadTooLarge,
+    SettingsError,
+    WorkflowError,
+)
+from workflow.status import WorkflowStatus
 
-if TYPE_CHECKING:
-    from workflow.inputs import WorkflowKey
-    from workflow.status import WorkflowStatus
-
-
-class WorkflowError(Exception):
-    """Base class of every domain exception; ``str(exc)`` is safe to show to a client."""
-
-
-class SettingsError(WorkflowError, ValueError):
-    """The environment holds an invalid setting; raised at startup, never per request."""
-
-
-class InvalidKey(WorkflowError, ValueError):
-    """The business key breaks the input rules; the message states which rule."""
-
-
-class InvalidPayload(WorkflowError, ValueError):
-    """The stop request's body is not empty and not valid JSON."""
+__all__ = [
+    "AlreadyFinished", "AlreadyRunning", "BackendError", "BackendUnavailable", "InvalidKey",
+    "InvalidPayload", "NotFound", "PayloadTooLarge", "SettingsError", "StopConflict", "WorkflowError",
+]
 
 
 class NotFound(WorkflowError):
@@ -52,14 +47,18 @@ class AlreadyFinished(WorkflowError):
     """The workflow for this key has finished, so it can no longer receive the event.
 
     ``status`` is set when the run was seen finishing for another reason (its timeout) while
-    this request's event was on its way.
+    this request's event was on its way; it may still be running steps after the wait.
     """
 
     def __init__(self, key: WorkflowKey, status: WorkflowStatus | None = None) -> None:
-        super().__init__(
-            f"the workflow for key {key.value!r} has already finished "
-            "(completed, failed or terminated); start it again to run a new one"
-        )
+        if status is not None and status.is_active:
+            # Steps after the wait still run: the run is not finished, but no longer waits.
+            message = (f"the workflow for key {key.value!r} no longer waits for the event: its "
+                       "timeout ended the wait first; start it again once the run has finished")
+        else:
+            message = (f"the workflow for key {key.value!r} has already finished "
+                       "(completed, failed or terminated); start it again to run a new one")
+        super().__init__(message)
         self.key = key
         self.status = status
 
