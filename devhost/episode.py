@@ -544,10 +544,12 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
             state, error, user_exc = _invoke(app, inst, _request(snap, new_texts))
         finally:
             invocation.detach()
-        if state is not None and error is None:
+        if state is not None:
+            # Also with an error: the extension invokes and awaits every action before it
+            # fails the orchestration (OutOfProcOrchestrationShim.ScheduleDurableTaskEvents).
             can, done_at = _walk(walk, state)
     except (OrchestrationError, NonDeterminism) as exc:
-        error = str(exc)
+        error, done_at = str(exc), _NO_EVENT
     run = Run(invocation, error, user_exc)
 
     commit = _base_commit(snap, RuntimeStatus.RUNNING, consumed + list(delivered_at))
@@ -557,6 +559,11 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
         commit.custom_status, commit.set_custom_status = dumps(state["customStatus"]), True
     extra = walk.events
     done = state is not None and error is None and bool(state.get("isDone"))
+    if done_at is None and state is not None:
+        # The extension awaits the actions in order (Task.WhenAll waits for every child, also
+        # after one failed) and only then fails, completes or continues the orchestration as
+        # new: while one is incomplete the instance keeps running.
+        error, done = None, False
     if error is not None or (done and can is None):
         if error is not None:
             message = f"Orchestrator function '{inst.name}' failed: {error}"
