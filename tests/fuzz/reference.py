@@ -24,12 +24,16 @@ from typing import Any, Iterator
 
 #: Long timers: the SDK splits a timer longer than ``maximumShortTimerDuration`` (6 days, sent
 #: by the extension) into ``longRunningTimerIntervalDuration`` (3 days) pieces
-#: (azure-functions-durable-python ``LongTimerTask``); the last piece fires at the requested
-#: time, so only the final instant is observable.
+#: (azure-functions-durable-python ``LongTimerTask``): the first piece is inside the yielded
+#: action, each later one is created when the previous fires and appended as a new top-level
+#: action (``add_new_child`` -> ``_add_to_actions``), so the extension awaits it only after
+#: the actions yielded before it.
 #: Custom status cap: the extension fails the orchestration when the serialized custom status
 #: exceeds ``MaxCustomStatusPayloadSizeInKB`` (16 KB, counted in UTF-16 bytes)
 #: (azure-functions-durable-extension ``DurableOrchestrationContext.SetCustomStatus``).
 MAX_CUSTOM_STATUS_BYTES = 16 * 1024
+MAX_SHORT_TIMER = 6 * 86400.0
+LONG_TIMER_INTERVAL = 3 * 86400.0
 TERMINAL = ("Completed", "Failed", "Terminated")
 
 
@@ -61,6 +65,8 @@ class Task:
     created: float = 0.0  # the orchestrator's clock when it created the task
     host_done: bool = False  # waits: the extension's own waiter received an event
     reached: bool = False  # the extension invoked this top-level action
+    pieces: list["Task"] = field(default_factory=list)  # a long timer's pieces
+    owner: "Task | None" = None  # a piece's long timer
 
     @property
     def kind(self) -> str:
@@ -211,12 +217,31 @@ class Reference:
             self._attempt_done(inst, task, m.data["ok"], m.data["value"])
         elif m.kind == "child":
             self._attempt_done(inst, task, m.data["ok"], m.data["value"])
+        elif m.kind == "timer" and task.owner is not None:
+            task.done = True
+            self._piece_fired(inst, task.owner)
         elif m.kind == "timer":
             self._complete(inst, task, True, "t")
         elif m.kind == "retry":
             self._attempt(inst, task)
         elif m.kind == "giveup":
             self._complete(inst, task, False, task.value)
+
+    def _piece_fired(self, inst: Instance, timer: Task) -> None:
+        """SDK LongTimerTask.try_set_value: the next piece (3 days on, or the final instant
+        once it is no more than 6 days away) is a new top-level action; after the final
+        instant the timer is done. Nothing once the orchestrator has returned."""
+        if inst.ending is not None:
+            return
+        fire_at = timer.created + timer.x["d"]
+        if fire_at > self.now:
+            at = self.now + LONG_TIMER_INTERVAL if fire_at - self.now > MAX_SHORT_TIMER \
+                else fire_at
+            piece = Task({"e": "piece", "at": at}, owner=timer, created=self.now)
+            timer.pieces.append(piece)
+            inst.actions.append(piece)
+        else:
+            self._complete(inst, timer, True, "t")
 
     def _event(self, inst: Instance, name: str, payload: Any) -> None:
         # The newest open waiter of the name gets the event: the SDK keeps waiters of one name
@@ -271,7 +296,15 @@ class Reference:
                 self._reach(inst, child)
             return
         kind = task.kind
-        if kind == "timer":
+        if kind == "timer" and task.x["d"] > MAX_SHORT_TIMER:
+            piece = Task({"e": "piece", "at": task.created + LONG_TIMER_INTERVAL},
+                         owner=task, created=task.created)
+            task.pieces.append(piece)
+            self._reach(inst, piece)
+        elif kind == "piece":
+            self.send(task.x["at"], inst.iid, "timer", racy=True, execution=inst.execution,
+                      task=task)
+        elif kind == "timer":
             # Fires at the time the orchestrator asked for (its clock when it created the
             # timer, plus the length); one in the past fires at once (DTFx timer message).
             self.send(task.created + task.x["d"], inst.iid, "timer", racy=True,
@@ -293,6 +326,8 @@ class Reference:
             return any(self._host_done(c) for c in task.children)
         if task.kind == "all":
             return all(self._host_done(c) for c in task.children)
+        if task.pieces:
+            return task.pieces[0].done
         return task.host_done if task.kind == "wait" else task.done
 
     def _advance_host(self, inst: Instance) -> None:
