@@ -24,6 +24,7 @@ FEATURES = (
     "retry",               # call_activity_with_retry / call_sub_orchestrator_with_retry
     "retry_exhausted",     # a retried call whose every attempt fails
     "retry_in_composite",  # a retried call inside task_any / task_all
+    "retry_long_timer",    # retries in a program whose long timer (> 6 days) splits meanwhile
     "repeat_names",        # two open waiters of one event name (abandoned waiters)
     "can",                 # continue_as_new generations
     "suspend",             # suspend / resume at drawn times
@@ -39,6 +40,9 @@ KNOWN = {
     "repeat_names": "#15 item 1: a raised event goes to the oldest open waiter",
     "retry_in_composite": "#15 item 2: retries inside task_all/task_any are non-deterministic",
     "retry_exhausted": "#15 item 3: a timer delay after the last failed attempt",
+    "retry_long_timer": "#15 item 2 (same cause, another trigger): a long timer's next piece "
+                        "takes a task id while a retry runs; devhost assumes the retry timer "
+                        "takes the id after its attempt",
     "terminate_child": "#15 item 4: a terminated child never tells its parent",
     "big_status": "#15 item 6: custom status over 16 KB is accepted",
 }
@@ -53,9 +57,19 @@ class _Draw:
         self.keys = 0
         self.names_used: set[str] = set()
         self.child_ids = 0
+        # Without "retry_long_timer" a program has retries or long timers, not both.
+        self.long_timers = self.has("retry_long_timer") or rng.random() < 0.5
+        self.retries = self.has("retry") and (self.has("retry_long_timer")
+                                              or not self.long_timers)
 
     def has(self, feature: str) -> bool:
+        if feature == "retry":
+            return getattr(self, "retries", "retry" in self.vocab)
         return feature in self.vocab
+
+    def timer(self) -> float:
+        lengths = TIMERS if self.long_timers else tuple(t for t in TIMERS if t <= 6 * 86400)
+        return self.rng.choice(lengths)
 
     def key(self, prefix: str) -> str:
         self.keys += 1
@@ -104,12 +118,12 @@ class _Draw:
         if r < 0.55:
             return self.act(in_composite, child_safe)
         if r < 0.72:
-            return {"e": "timer", "d": rng.choice(TIMERS)}
+            return {"e": "timer", "d": self.timer()}
         if r < 0.9 and not child_safe:
             return {"e": "wait", "n": self.name()}
         if self.has("sub") and sub_depth < 2:
             return self.sub(in_composite, sub_depth)
-        return {"e": "timer", "d": rng.choice(TIMERS)}
+        return {"e": "timer", "d": self.timer()}
 
     def sub(self, in_composite: bool, sub_depth: int) -> dict[str, Any]:
         rng = self.rng

@@ -130,6 +130,15 @@ def test_known_a_retried_activity_inside_task_all_completes() -> None:
                                            _act("a2", [False], d=5.0)]})]))
 
 
+@pytest.mark.xfail(strict=True, reason=generator.KNOWN["retry_long_timer"])
+def test_known_a_retry_completes_while_a_long_timer_splits() -> None:
+    """Found by the generator: the abandoned long timer's second piece (created when the first
+    fires, 3 days in) takes a task id during the retries; devhost's retry walk then reads the
+    wrong events and the call returns null instead of failing."""
+    race = {"e": "any", "of": [{"e": "timer", "d": 0.5}, {"e": "timer", "d": 604801.0}]}
+    _passes(_case([_do(race), _do(_act("a1", [True], d=175885.336, retry=[3000, 4]))]))
+
+
 @pytest.mark.xfail(strict=True, reason=generator.KNOWN["retry_exhausted"])
 def test_known_the_last_failed_attempt_surfaces_without_a_retry_delay() -> None:
     race = {"e": "any", "of": [{"e": "wait", "n": "A"}, {"e": "timer", "d": 2.0}]}
