@@ -66,9 +66,13 @@ FUZZ_PROGRAMS ?= 2000
 FUZZ_SEED ?=
 FUZZ_WORKERS ?= 1
 FUZZ_VOCAB ?= all
+# Then FUZZ_PROCESS cases on a real devhost process killed with SIGKILL (about 2 s each).
+FUZZ_PROCESS ?= 20
 fuzz: $(STAMP)
 	FUZZ_PROGRAMS=$(FUZZ_PROGRAMS) FUZZ_SEED=$(FUZZ_SEED) FUZZ_WORKERS=$(FUZZ_WORKERS) \
 	  FUZZ_VOCAB=$(FUZZ_VOCAB) $(PY) -m tests.fuzz.runner
+	test "$(FUZZ_PROCESS)" = 0 || FUZZ_SEED=$(FUZZ_SEED) FUZZ_WORKERS=$(FUZZ_WORKERS) \
+	  $(PY) -m tests.fuzz.runner --process $(FUZZ_PROCESS)
 
 bench: $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

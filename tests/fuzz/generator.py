@@ -17,6 +17,7 @@ vocabulary, so a known departure still being fixed can be left out of the fixed-
 """
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -225,3 +226,54 @@ def _explicit_children(prog: dict[str, Any], parent: str) -> set[str]:
             out.add(child)
             out |= _explicit_children(x["p"], child)
     return out
+
+
+def generate_realtime(seed: int, workers: int = 1) -> dict[str, Any]:
+    """A case for a real devhost process killed with SIGKILL (wall-clock time): no outcome may
+    depend on timing, since a real clock jitters. So: sequences and task_all of activities
+    (each one always succeeds or always fails: the attempt counter lives in the killed
+    process), short timers, one wait per event name with every event raised at the start (one generation then),
+    custom status, caught and uncaught failures, continue_as_new; kills at drawn instants."""
+    rng = random.Random(seed)
+    keys = itertools.count(1)
+
+    def act() -> dict[str, Any]:
+        fails = rng.random() < 0.3
+        retry = [200, rng.randint(1, 3)] if not fails and rng.random() < 0.3 else None
+        return {"e": "act", "k": f"a{next(keys)}", "f": [fails],
+                "d": round(rng.uniform(0.01, 0.5), 3), "v": rng.randint(0, 999), "r": retry}
+
+    names = iter(f"E{i}" for i in itertools.count())
+    events: list[str] = []
+    generations = rng.randint(1, 2)
+
+    def expr(depth: int) -> dict[str, Any]:
+        r = rng.random()
+        if depth == 0 and r < 0.25:
+            return {"e": "all", "of": [expr(1) for _ in range(rng.randint(2, 3))]}
+        if r < 0.6:
+            return act()
+        if r < 0.8 or generations > 1:  # an event raised during generation 0 dies with it
+            return {"e": "timer", "d": rng.choice((-5.0, 0.2, 0.6))}
+        events.append(next(names))
+        return {"e": "wait", "n": events[-1]}
+
+    gens = []
+    for g in range(generations):
+        body: list[dict[str, Any]] = []
+        for _ in range(rng.randint(1, 5)):
+            r = rng.random()
+            if r < 0.1:
+                body.append({"t": "cs", "v": {"s": rng.randint(0, 99)}})
+            elif r < 0.15 and g == generations - 1:
+                body.append({"t": "raise", "k": f"r{next(keys)}"})
+                break
+            else:
+                body.append({"t": "do", "x": expr(0), "catch": rng.random() < 0.6})
+        if g < generations - 1:
+            body.append({"t": "can"})
+        gens.append(body)
+    sched = [[0.001 * (i + 1), "raise", name, {"e": i}] for i, name in enumerate(events)]
+    kills = sorted(round(rng.uniform(0.05, 2.5), 3) for _ in range(rng.randint(1, 2)))
+    return {"seed": seed, "workers": workers, "prog": {"gens": gens}, "sched": sched,
+            "crashes": kills}

@@ -37,6 +37,8 @@ import random
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -352,6 +354,61 @@ def run_case(case: dict[str, Any], stats: dict[str, int] | None = None) -> list[
     return asyncio.run(go())
 
 
+# ---- real processes killed with SIGKILL ---------------------------------------------------------
+
+def _http(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{base}/runtime/webhooks/durabletask{path}", data=data,
+                                     method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            text = reply.read()
+            return reply.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as exc:
+        text = exc.read()
+        return exc.code, json.loads(text) if text else None
+
+
+def run_case_process(case: dict[str, Any], directory: Path, deadline: float = 30.0
+                     ) -> list[str]:
+    """Run a :func:`tests.fuzz.generator.generate_realtime` case on ``python -m devhost``
+    (wall-clock time), SIGKILL it at the case's crash instants and start it again on the same
+    database; then compare the final status with the reference's."""
+    from devhost.process import DevhostProcess  # only this mode starts processes
+
+    expected = reference.interpret(case, ROOT)
+    host = DevhostProcess(APP_DIR, directory / "fuzz.sqlite3", workers=case["workers"])
+    host.start()
+    try:
+        started = time.monotonic()
+        code, _ = _http(host.url, "POST", f"/orchestrators/fuzz/{ROOT}",
+                        json.dumps({"p": case["prog"], "g": 0, "acc": []}))
+        if code != 202:
+            return [f"start answered {code}"]
+        for _, verb, name, payload in case["sched"]:
+            code, _ = _http(host.url, "POST", f"/instances/{ROOT}/raiseEvent/{name}", payload)
+            if code != 202:
+                return [f"raise {name} answered {code}"]
+        for at in case["crashes"]:
+            time.sleep(max(0.0, started + at - time.monotonic()))
+            host.kill()
+            host.start()
+        body: dict[str, Any] = {}
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            code, body = _http(host.url, "GET", f"/instances/{ROOT}")
+            if body and body.get("runtimeStatus") in ("Completed", "Failed", "Terminated"):
+                break
+            if body and body.get("runtimeStatus") == expected.status == "Running" and \
+                    time.monotonic() > started + 6.0:
+                break  # it waits for what never comes, as the reference says
+            time.sleep(0.1)
+    finally:
+        host.stop()
+    return compare(case, expected, body)
+
+
 # ---- shrinking ---------------------------------------------------------------------------------
 
 def _variants(case: dict[str, Any]):
@@ -476,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab", default=os.environ.get("FUZZ_VOCAB", "all"))
     parser.add_argument("--case", help="replay one case (JSON text or a file)")
     parser.add_argument("--no-shrink", action="store_true")
+    parser.add_argument("--process", type=int, default=0, metavar="N",
+                        help="instead: N real-process cases, each killed with SIGKILL 1-2 times")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # devhost's host-style log lines, thousands per run
     warnings.simplefilter("ignore")  # the SDK warns of every deferred (buffered) event
@@ -489,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else \
         int(env_seed) if env_seed else random.SystemRandom().randrange(1, 2**31)
     vocab = vocabulary(args.vocab)
+    if args.process:
+        return _main_process(args.process, seed, args.workers)
     print(f"fuzz: {args.programs} programs from FUZZ_SEED={seed}, {args.workers} worker(s), "
           f"vocabulary {args.vocab}", flush=True)
     stats = new_stats()
@@ -514,6 +575,24 @@ def main(argv: list[str] | None = None) -> int:
           f"skipped), {stats['episodes']} episodes, {stats['crashes']} crashes, "
           f"{stats['executions']} activity executions ({stats['re-executions']} cut by a crash "
           f"and run again), {failures} failing, in {elapsed:.1f} s (FUZZ_SEED={seed})")
+    return 1 if failures else 0
+
+
+def _main_process(programs: int, seed: int, workers: int) -> int:
+    print(f"fuzz: {programs} real-process programs (SIGKILL) from FUZZ_SEED={seed}, "
+          f"{workers} worker(s)", flush=True)
+    started, failures, kills = time.perf_counter(), 0, 0
+    for i in range(programs):
+        case = generator.generate_realtime(seed * 100_003 + i, workers)
+        kills += len(case["crashes"])
+        with tempfile.TemporaryDirectory() as directory:
+            problems = run_case_process(case, Path(directory))
+        if problems:
+            failures += 1
+            print(f"FAIL real-process case:\n  " + "\n  ".join(problems) + "\n  case: "
+                  + json.dumps(case, separators=(",", ":")), flush=True)
+    print(f"fuzz: {programs} real-process programs, {kills} kill -9, {failures} failing, in "
+          f"{time.perf_counter() - started:.1f} s (FUZZ_SEED={seed})")
     return 1 if failures else 0
 
 

@@ -182,3 +182,18 @@ async def test_compacting_the_timer_heap_keeps_every_pending_timer(tmp_path: Pat
         assert h.status("heap")["runtimeStatus"] == "Completed"
     finally:
         await h.close()
+
+
+# ---- a real devhost process killed with SIGKILL ------------------------------------------------
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_real_devhost_processes_killed_with_sigkill_match_the_reference(
+        workers: int, tmp_path: Path) -> None:
+    """A small share of the cases run on ``python -m devhost`` (wall-clock time), killed with
+    SIGKILL once or twice mid-run and restarted on the same database."""
+    for i in range(2):
+        case = generator.generate_realtime(SEED * 100_003 + 10 * workers + i, workers)
+        directory = tmp_path / str(i)
+        directory.mkdir()
+        assert runner.run_case_process(case, directory) == [], case
