@@ -197,3 +197,23 @@ def test_real_devhost_processes_killed_with_sigkill_match_the_reference(
         directory = tmp_path / str(i)
         directory.mkdir()
         assert runner.run_case_process(case, directory) == [], case
+
+
+# ---- the checks themselves can fail --------------------------------------------------------------
+
+async def test_the_determinism_check_reports_a_stored_history_that_replays_differently(
+        tmp_path: Path) -> None:
+    case = _case([_do(_act("a1", [False])), _do(_act("a2", [False]))])
+    body, dh, episodes, problems = await runner._run_devhost(case, tmp_path, runner.new_stats())
+    try:
+        assert body["runtimeStatus"] == "Completed" and problems == []
+        assert runner._check_history(dh, episodes) == []
+        # A result recorded differently from what the episode saw: its replay answers
+        # another output.
+        dh.hs[0].store.db.execute(
+            "UPDATE history SET event = replace(event, '\\\"v\\\": 7', '\\\"v\\\": 8') "
+            "WHERE event LIKE '%\"EventType\":5,%'")
+        found = runner._check_history(dh, episodes)
+        assert found and "non-deterministic" in found[0], found
+    finally:
+        await dh.close()
