@@ -5,11 +5,18 @@ it may run on any thread; the engine applies the :class:`Outcome` it returns. Th
 host's (``OutOfProcOrchestrationShim`` schema V2/V3 over DTFx ``TaskOrchestrationContext``):
 
 - Messages addressed to another execution are stale and consumed unseen. A terminate ends the
-  execution; suspend/resume change the status and are recorded as history events; while the
-  instance is suspended everything else waits in the inbox.
+  execution (a parent's call of it fails with the reason); suspend/resume change the status and
+  are recorded as history events; while the instance is suspended everything else waits in the
+  inbox.
 - Otherwise the new messages are appended after an ``OrchestratorStarted``, the orchestrator is
-  replayed through the SDK, and its actions are walked in order: ids that history lacks are
-  scheduled (activities, timers, sub-orchestrations), the walk stops at the first incomplete one.
+  replayed through the SDK, and its actions are walked as the host replays them: the history's
+  events are played in order and each top-level action is invoked once the one before it has
+  completed; ids that history lacks are scheduled (activities, timers, sub-orchestrations), and
+  the walk stops at the first action the history does not complete. A raised event goes to the
+  newest open waiter of its name (else it waits for the next one); a retried call takes its
+  timer's and next attempt's ids when its failure and timer are played.
+- Host-side refusals fail the instance with the extension's message: an unknown function, a
+  sub-orchestration id equal to the caller's or its parent's, a custom status over 16 KB.
 - Non-determinism fails the instance, as DTFx's ``NonDeterministicOrchestrationException`` does:
   an id the history scheduled with another kind or name, or one the replay never produced.
 - ``continue_as_new``: the history restarts with a new execution; new ``EventRaised`` messages that
@@ -53,6 +60,30 @@ Position = int | None
 _NO_EVENT = -1
 
 
+#: The extension's cap on an orchestration's serialized custom status, in KB of UTF-16.
+MAX_CUSTOM_STATUS_KB = 16
+
+
+def custom_status_refusal(value: Any) -> str | None:
+    """The extension's refusal of a custom status too large to store, or None to accept it.
+
+    ``DurableOrchestrationContext.SetCustomStatus`` serializes the value with
+    ``MessagePayloadDataConverter.Serialize(value, MaxCustomStatusPayloadSizeInKB = 16)``, which
+    measures the compact JSON in UTF-16 bytes ("String payloads in Azure Storage are encoded in
+    UTF-16"), truncates to whole KB and throws ArgumentException when that exceeds 16: so up to
+    17 KB - 1 byte passes. The shim sets the status before it replays the actions, so the
+    episode fails without scheduling anything and the previous custom status stays.
+    """
+    if value is None:
+        return None
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    size_kb = int(len(text.encode("utf-16-le")) / 1024.0)
+    if size_kb <= MAX_CUSTOM_STATUS_KB:
+        return None
+    return (f"The UTF-16 size of the JSON-serialized payload must not exceed "
+            f"{MAX_CUSTOM_STATUS_KB:,} KB. The current payload size is {size_kb:,} KB.")
+
+
 class NonDeterminism(Exception):
     """The replayed actions contradict the recorded history."""
 
@@ -76,9 +107,9 @@ class Facts:
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     result_at: dict[int, int] = field(default_factory=dict)
     timer_fire: dict[int, str] = field(default_factory=dict)
-    #: Positions of each raised event, by lower-cased name (the host matches names
-    #: case-insensitively; the SDK does not).
-    events: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
+    #: (position, lower-cased name) of every raised event, in history order (the host matches
+    #: names case-insensitively; the SDK does not).
+    raised: list[tuple[int, str]] = field(default_factory=list)
     count: int = 0
 
     @classmethod
@@ -104,7 +135,7 @@ class Facts:
             self.results[ev["TimerId"]] = ev
             self.result_at[ev["TimerId"]] = at
         elif kind == EventType.EVENT_RAISED:
-            self.events[ev["Name"].lower()].append(at)
+            self.raised.append((at, ev["Name"].lower()))
         return at
 
 
@@ -184,18 +215,107 @@ def _refused_child(parent_id: str, parent_execution: str, task_id: int, child_id
         at, parent_execution, task_id)
 
 
+@dataclass(eq=False)
+class _Node:
+    """One task of an action as the shim invoked it; ``at`` is the history position by which it
+    completed (None: not yet; ``_NO_EVENT``: without an event, e.g. a cancelled timer).
+
+    A compound's ``at`` follows its children as the shim awaits them (a WhenAll's every child,
+    a WhenAny's first; a cancelled timer does not decide a WhenAny): kept up to date as each
+    child completes (:meth:`done`), so a fan-out of n tasks costs O(n), not O(n**2).
+    """
+
+    kind: int
+    at: Position = None
+    children: list[_Node] = field(default_factory=list)
+    parent: _Node | None = None
+    #: WhenAll: children not complete yet, and the latest completion among the others.
+    pending: int = 0
+    latest: int = _NO_EVENT
+
+    @classmethod
+    def compound(cls, kind: int, children: list[_Node]) -> _Node:
+        node = cls(kind, children=children)
+        for child in children:
+            child.parent = node
+        node._recount()
+        if kind == ActionType.WHEN_ANY:
+            for child in children:
+                node.at = _first(node.at, child.at)
+        return node
+
+    def _recount(self) -> None:
+        if self.kind == ActionType.WHEN_ALL:
+            self.pending = sum(child.at is None for child in self.children)
+            self.latest = max((c.at for c in self.children if c.at is not None),
+                              default=_NO_EVENT)
+            self.at = None if self.pending else self.latest
+
+    def done(self, at: int) -> None:
+        """This (leaf) task completed at position ``at``: update the compounds above it."""
+        old, self.at = self.at, at
+        node = self
+        while node.parent is not None and node.at != old:
+            parent, was = node.parent, node.parent.at
+            if parent.kind == ActionType.WHEN_ANY:
+                parent.at = _first(parent.at, node.at)
+            elif old is None and node.at is not None:
+                parent.pending -= 1
+                parent.latest = max(parent.latest, node.at)
+                parent.at = None if parent.pending else parent.latest
+            else:  # a completed child's position moved (a nested WhenAny): rare, recount
+                parent._recount()
+            node, old = parent, was
+
+
+def _first(current: Position, candidate: Position) -> Position:
+    """A WhenAny's completion once ``candidate`` is one of its completed children's."""
+    if candidate is None:
+        return current
+    if current is None or current == _NO_EVENT:
+        return candidate
+    return current if candidate == _NO_EVENT else min(current, candidate)
+
+
+@dataclass(eq=False)
+class _Retry(_Node):
+    """A ``*_with_retry`` call: DTFx's ``RetryInterceptor`` loop, advanced event by event."""
+
+    action: dict[str, Any] = field(default_factory=dict)
+    task_kind: str = "activity"
+    attempt: int = 0
+    #: What the call waits for now: an attempt's result, a retry timer, the last (dummy) timer.
+    phase: str = "attempt"
+    first_at: float | None = None
+
+
 class _Walk:
-    """Interprets one orchestrator response against the history (the shim's V2/V3 rules)."""
+    """Interprets one orchestrator response against the history (the shim's V2/V3 rules).
+
+    The host replays the history events in order, and between two events runs what they
+    completed: the shim invokes the top-level actions one after another, each once the one
+    before has completed (``ProcessAsyncActionsV2``), and a retried call's interceptor goes on
+    when its attempt or timer completes. Ids are handed out in that order, so the walk plays
+    the same interleaving: ``cursor`` is the position of the last event played.
+    """
 
     def __init__(self, app: LoadedApp, inst: Instance, facts: Facts, at: float) -> None:
         self.app, self.inst, self.facts, self.at = app, inst, facts, at
         self.seq = 0
-        self.waits: collections.Counter = collections.Counter()
         self.events: list[dict[str, Any]] = []
         self.work: list[tuple[int, str, str | None]] = []
         self.timers: list[NewMessage] = []
         self.cancel: list[int] = []
         self.children: list[ChildStart] = []
+        self.cursor = _NO_EVENT
+        #: The next raised event to play (an index into ``facts.raised``).
+        self._next_raised = 0
+        #: Open event waiters by lower-cased name, newest last, and events no waiter took yet.
+        self._waiters: dict[str, list[_Node]] = collections.defaultdict(list)
+        self._buffered: dict[str, collections.deque[int]] = collections.defaultdict(
+            collections.deque)
+        #: Retried calls by the id of the task (attempt or timer) each one waits for.
+        self._retrying: dict[int, _Retry] = {}
 
     def _record(self, ev: dict[str, Any]) -> None:
         self.events.append(ev)
@@ -227,7 +347,7 @@ class _Walk:
                 f"the current replay execution hasn't (yet?) scheduled this task. Was a change "
                 f"made to the orchestrator code after this instance had already started running?")
 
-    def _timer(self, fire_at_text: str, canceled: bool) -> Position:
+    def _timer(self, fire_at_text: str, canceled: bool) -> int:
         task_id, known = self._claim("timer", "")
         if not known:
             self._record(h.event(EventType.TIMER_CREATED, self.at, task_id, FireAt=fire_at_text))
@@ -240,12 +360,10 @@ class _Walk:
                     fire_at, self.inst.execution_id, task_id))
         elif canceled and task_id not in self.facts.results:
             self.cancel.append(task_id)
-        if canceled:
-            return _NO_EVENT
-        return self.facts.result_at.get(task_id)
+        return task_id
 
-    def _schedule(self, action: dict[str, Any], kind: str) -> tuple[Position, dict | None]:
-        """Schedule one activity/sub-orchestration attempt; (its completion, its result)."""
+    def _schedule(self, action: dict[str, Any], kind: str) -> int:
+        """Schedule one activity/sub-orchestration attempt; its task id."""
         name = action["functionName"]
         task_id, known = self._claim(kind, name)
         if not known:
@@ -259,7 +377,7 @@ class _Walk:
                 self.work.append((task_id, name, action.get("input")))
             else:
                 self._sub_orchestration(action, task_id)
-        return self.facts.result_at.get(task_id), self.facts.results.get(task_id)
+        return task_id
 
     def _sub_orchestration(self, action: dict[str, Any], task_id: int) -> None:
         name = action["functionName"]
@@ -270,6 +388,17 @@ class _Walk:
         inst = self.inst
         child_id = action.get("instanceId") or uuid.uuid5(
             uuid.NAMESPACE_URL, f"{inst.instance_id}/{inst.execution_id}/{task_id}").hex
+        # The extension refuses a child id equal (ignoring case) to the caller's or its parent's
+        # id with an ArgumentException (DurableOrchestrationContext.CallDurableTaskFunctionAsync),
+        # so the child never replaces its parent, whatever overridableExistingInstanceStates
+        # says. On the host the shim's ProcessAsyncActionsV2 swallows that faulted task and a
+        # Python parent then waits forever; devhost fails it with the extension's message, as it
+        # does for an unknown function, rather than leave it stuck.
+        if any(child_id.casefold() == own.casefold()
+               for own in (inst.instance_id, inst.parent_instance_id) if own is not None):
+            raise OrchestrationError(
+                "The instance ID of a sub-orchestration must be different than the instance ID "
+                "of a parent orchestration.")
         text = action.get("input")
         stored_input = None if text is None else dumps(text)
         self._record(h.event(EventType.SUB_ORCHESTRATION_CREATED, self.at, task_id, Name=name,
@@ -287,74 +416,131 @@ class _Walk:
             functools.partial(_refused_child, inst.instance_id, inst.execution_id, task_id,
                               child_id, self.at)))
 
-    def _with_retry(self, action: dict[str, Any], kind: str) -> Position:
-        options = action.get("retryOptions") or {}
-        attempts = max(int(options.get("maxNumberOfAttempts", 1)), 1)
-        first_at: float | None = None
-        done_at = _NO_EVENT
-        for attempt in range(attempts):
-            at, result = self._schedule(action, kind)
-            if at is None:
-                return None
-            assert result is not None
-            done_at = max(done_at, at)
-            if first_at is None:
-                first_at = h.parse_timestamp(result["Timestamp"])
-            if result["EventType"] in (EventType.TASK_COMPLETED,
-                                       EventType.SUB_ORCHESTRATION_COMPLETED):
-                return done_at
-            # DTFx waits on a timer after every failed attempt, the last one included; the
-            # SDK's RetryAbleTask counts on that extra timer.
-            task_id = self.seq
-            if self.facts.scheduled.get(task_id) == ("timer", ""):
-                self.seq += 1
-                fired = self.facts.result_at.get(task_id)
-                if fired is None:
-                    return None
-                done_at = max(done_at, fired)
-            else:
-                delay = retry_delay(options, attempt, first_at,
-                                    h.parse_timestamp(result["Timestamp"]))
-                if delay <= 0:
-                    return done_at
-                fired = self._timer(h.format_timestamp(self.at + delay), False)
-                if fired is None:
-                    return None
-                done_at = max(done_at, fired)
-        return done_at
+    def _attempt(self, node: _Retry) -> None:
+        self._retrying[self._schedule(node.action, node.task_kind)] = node
 
-    def visit(self, action: dict[str, Any]) -> Position:
-        """Invoke one action (scheduling what history lacks); its completion position."""
+    def _retry_step(self, node: _Retry, task_id: int, at: int) -> None:
+        """Go on with a retried call whose awaited task completed at position ``at``, as DTFx's
+        ``RetryInterceptor.Invoke`` does: the retry timer (and then the next attempt) is created
+        when the failure (the timer) is played, so its id follows whatever took ids before."""
+        if node.phase == "timer":
+            node.attempt += 1
+            node.phase = "attempt"
+            self._attempt(node)
+            return
+        if node.phase == "last":
+            node.done(at)  # the call fails with the last attempt's failure
+            return
+        result = self.facts.results[task_id]
+        if node.first_at is None:
+            node.first_at = h.parse_timestamp(result["Timestamp"])
+        if result["EventType"] in (EventType.TASK_COMPLETED,
+                                   EventType.SUB_ORCHESTRATION_COMPLETED):
+            node.done(at)
+            return
+        options = node.action.get("retryOptions") or {}
+        if node.attempt + 1 >= max(int(options.get("maxNumberOfAttempts", 1)), 1):
+            # After the last attempt DTFx still awaits a timer (older versions waited a full
+            # interval there, and the SDK's RetryAbleTask counts on that timer), but since
+            # Azure/durabletask#661 it is due at once: "Dummy timer for back-compat".
+            node.phase = "last"
+            fire_at = self.at
+        else:
+            delay = retry_delay(options, node.attempt, node.first_at,
+                                h.parse_timestamp(result["Timestamp"]))
+            if delay <= 0:
+                node.done(at)
+                return
+            node.phase = "timer"
+            fire_at = self.at + delay
+        self._retrying[self._timer(h.format_timestamp(fire_at), False)] = node
+
+    def _invoke(self, action: dict[str, Any]) -> _Node:
+        """Invoke one action as the shim does (``InvokeAPIFromAction``): take its ids, schedule
+        what history lacks, register its event waiters."""
         kind = action["actionType"]
-        if kind == ActionType.CALL_ACTIVITY:
-            return self._schedule(action, "activity")[0]
-        if kind == ActionType.CALL_ACTIVITY_WITH_RETRY:
-            return self._with_retry(action, "activity")
-        if kind == ActionType.CALL_SUB_ORCHESTRATOR:
-            return self._schedule(action, "sub-orchestration")[0]
-        if kind == ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY:
-            return self._with_retry(action, "sub-orchestration")
+        if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_SUB_ORCHESTRATOR):
+            task_kind = "activity" if kind == ActionType.CALL_ACTIVITY else "sub-orchestration"
+            return _Node(kind, self.facts.result_at.get(self._schedule(action, task_kind)))
+        if kind in (ActionType.CALL_ACTIVITY_WITH_RETRY,
+                    ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
+            retry = _Retry(kind, action=action, task_kind=(
+                "activity" if kind == ActionType.CALL_ACTIVITY_WITH_RETRY
+                else "sub-orchestration"))
+            self._attempt(retry)
+            return retry
         if kind == ActionType.CREATE_TIMER:
-            return self._timer(action["fireAt"], bool(action.get("isCanceled")))
+            canceled = bool(action.get("isCanceled"))
+            task_id = self._timer(action["fireAt"], canceled)
+            return _Node(kind, _NO_EVENT if canceled else self.facts.result_at.get(task_id))
         if kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
+            # The extension keeps a stack of waiters per name and hands a raised event to the
+            # newest; an event no waiter took is queued and goes to the next waiter created
+            # (DurableOrchestrationContext.WaitForExternalEvent/RaiseEvent). The SDK agrees:
+            # TaskOrchestrationExecutor.set_task_value takes ``task_list.pop()``.
             name = action["externalEventName"].lower()
-            self.waits[name] += 1
-            seen = self.facts.events.get(name) or []
-            return seen[self.waits[name] - 1] if len(seen) >= self.waits[name] else None
+            node = _Node(kind)
+            buffered = self._buffered.get(name)
+            if buffered:
+                node.at = buffered.popleft()
+            else:
+                self._waiters[name].append(node)
+            return node
         if kind in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
-            done = [self.visit(child) for child in action["compoundActions"]]
-            if kind == ActionType.WHEN_ALL:
-                return None if None in done else max(done, default=_NO_EVENT)
-            finished = [p for p in done if p is not None]
-            if not finished:
-                return None
-            return min((p for p in finished if p != _NO_EVENT), default=_NO_EVENT)
+            return _Node.compound(kind, [self._invoke(child)
+                                         for child in action["compoundActions"]])
         if kind == ActionType.CONTINUE_AS_NEW:
-            return _NO_EVENT
+            return _Node(kind, _NO_EVENT)
         what = {ActionType.CALL_ENTITY: "entity calls",
                 ActionType.CALL_HTTP: "durable HTTP calls (call_http)",
                 ActionType.SIGNAL_ENTITY: "entity signals"}
         raise OrchestrationError(f"devhost does not support {what.get(kind, f'action {kind}')}")
+
+    def _next_event(self) -> int | None:
+        """The position of the next event that changes anything: a raised event, or the result
+        of a task a retried call waits for."""
+        due = [self.facts.result_at[t] for t in self._retrying if t in self.facts.result_at]
+        if self._next_raised < len(self.facts.raised):
+            due.append(self.facts.raised[self._next_raised][0])
+        return min(due, default=None)
+
+    def _play(self, at: int) -> None:
+        """Play the event(s) at position ``at``."""
+        self.cursor = max(self.cursor, at)
+        raised = self.facts.raised
+        if self._next_raised < len(raised) and raised[self._next_raised][0] == at:
+            name = raised[self._next_raised][1]
+            self._next_raised += 1
+            waiters = self._waiters.get(name)
+            if waiters:
+                waiters.pop().done(at)
+            else:
+                self._buffered[name].append(at)
+        for task_id in [t for t, _ in self._retrying.items()
+                        if self.facts.result_at.get(t) == at]:
+            self._retry_step(self._retrying.pop(task_id), task_id, at)
+
+    def run(self, action: dict[str, Any]) -> Position:
+        """Invoke one top-level action and play events until it completes; the position by
+        which it did, or None if the history ends first."""
+        node = self._invoke(action)
+        while True:
+            done = node.at
+            due = self._next_event()
+            if done is not None and (due is None or done < due):
+                self.cursor = max(self.cursor, done)
+                return self.cursor
+            if due is None:
+                return None
+            self._play(due)
+
+    def finish(self) -> None:
+        """Play the events left after the last action: retried calls the orchestrator no
+        longer awaits (a lost task_any) go on, and take ids, as on the host."""
+        due = self._next_event()
+        while due is not None:
+            self._play(due)
+            due = self._next_event()
 
 
 def _played(events: list[dict[str, Any]]) -> list[str]:
@@ -362,16 +548,20 @@ def _played(events: list[dict[str, Any]]) -> list[str]:
 
 
 def _parent_notice(inst: Instance, at: float, output: str | None = None,
-                   failed: str | None = None) -> list[NewMessage]:
-    """The completion message for the parent of a sub-orchestration (none for a root)."""
+                   failed: bool = False, reason: str | None = None) -> list[NewMessage]:
+    """The completion message for the parent of a sub-orchestration (none for a root):
+    SubOrchestrationInstanceCompleted with ``output``, or with ``failed``
+    SubOrchestrationInstanceFailed with ``reason``. DTFx sends the Failed one for a Failed and
+    for a Terminated child alike, the reason being the failure message or the terminate reason
+    (``TaskOrchestrationDispatcher.ProcessWorkflowCompletedTaskDecision``)."""
     if inst.parent_instance_id is None:
         return []
-    if failed is None:
+    if not failed:
         ev = h.event(EventType.SUB_ORCHESTRATION_COMPLETED, at, -1,
                      TaskScheduledId=inst.parent_task_id, Result=output)
     else:
         ev = h.event(EventType.SUB_ORCHESTRATION_FAILED, at, -1,
-                     TaskScheduledId=inst.parent_task_id, Reason=failed, Details=None)
+                     TaskScheduledId=inst.parent_task_id, Reason=reason, Details=None)
     return [NewMessage(inst.parent_instance_id, "task", ev, at, inst.parent_execution_id,
                        inst.parent_task_id)]
 
@@ -440,6 +630,10 @@ def _terminate(snap: Snapshot, message: Message) -> Outcome:
                                          Input=dumps(reason))])
     commit.output, commit.set_output = dumps(reason), True
     commit.dead_execution = inst.execution_id
+    # The parent's call fails with the terminate reason (the text the client sent; devhost
+    # keeps it parsed, so a JSON reason goes back to its compact text).
+    commit.messages = _parent_notice(inst, at, failed=True, reason=reason if isinstance(
+        reason, str) or reason is None else dumps(reason))
     return Outcome(commit, None)
 
 
@@ -455,7 +649,7 @@ def fail_commit(inst: Instance, history_length: int, messages: list[Message], at
         new_events=_played([h.event(EventType.EXECUTION_FAILED, at, -1, OrchestrationStatus=3,
                                     Result=dumps(message))]),
         output=dumps(message), set_output=True, dead_execution=inst.execution_id,
-        messages=_parent_notice(inst, at, failed=message))
+        messages=_parent_notice(inst, at, failed=True, reason=message))
     return commit
 
 
@@ -504,11 +698,12 @@ def _walk(walk: _Walk, state: dict[str, Any]) -> tuple[dict[str, Any] | None, Po
     for action in (state.get("actions") or [[]])[0]:
         if action.get("actionType") == ActionType.CONTINUE_AS_NEW:
             can = action
-        at = walk.visit(action)
+        at = walk.run(action)
         if at is None:
             done_at = None
             break
         done_at = max(done_at, at)
+    walk.finish()
     # Run as far as the history allows, deterministic code reproduces at least every task an
     # earlier episode scheduled (the walk goes at least as far as it did then).
     walk.check_all_replayed()
@@ -544,7 +739,13 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
             state, error, user_exc = _invoke(app, inst, _request(snap, new_texts))
         finally:
             invocation.detach()
-        if state is not None:
+        refusal = custom_status_refusal((state or {}).get("customStatus"))
+        if refusal is not None:  # the status is not stored, the episode fails
+            assert state is not None
+            state = {k: v for k, v in state.items() if k != "customStatus"}
+            error, user_exc = refusal, None
+            done_at = _NO_EVENT  # the extension fails before it invokes any action
+        elif state is not None:
             # Also with an error: the extension invokes and awaits every action before it
             # fails the orchestration (OutOfProcOrchestrationShim.ScheduleDurableTaskEvents).
             can, done_at = _walk(walk, state)
@@ -571,7 +772,7 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
             commit.output = dumps(message)
             extra = extra + [h.event(EventType.EXECUTION_FAILED, at, -1, OrchestrationStatus=3,
                                      Result=commit.output)]
-            commit.messages = _parent_notice(inst, at, failed=message)
+            commit.messages = _parent_notice(inst, at, failed=True, reason=message)
         else:
             assert state is not None
             commit.status = RuntimeStatus.COMPLETED

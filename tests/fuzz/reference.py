@@ -109,6 +109,9 @@ class Instance:
     host_waiters: dict[str, list[Task]] = field(default_factory=dict)
     host_buffered: dict[str, list[Any]] = field(default_factory=dict)
     ending: tuple[str, Any] | None = None
+    #: The custom status the SDK reports at the end of each episode (if it set one).
+    sdk_custom: Any = None
+    sdk_custom_set: bool = False
 
 
 class Reference:
@@ -316,6 +319,12 @@ class Reference:
                 task.host_done = True
             else:
                 inst.host_waiters.setdefault(task.x["n"], []).append(task)
+        elif kind == "sub" and task.x["id"] == "=":
+            # A sub-orchestration with its caller's own id: the extension throws
+            # ArgumentException as the action is invoked, which fails the caller
+            # (DurableOrchestrationContext.CallDurableTaskFunctionAsync; the shim lets what
+            # InvokeAPIFromAction throws surface).
+            self._finish(inst, "Failed", None, failed="unmarked")
         else:
             self._attempt(inst, task)
 
@@ -336,6 +345,14 @@ class Reference:
         ProcessAsyncActionsV2, exceptions swallowed); only once every action is awaited does it
         fail the orchestration with the SDK's error, complete it with the SDK's output or
         continue it as new (ScheduleDurableTaskEvents)."""
+        if inst.sdk_custom_set and inst.status not in TERMINAL:
+            # First the custom status the SDK reports for the episode (its last value): one
+            # over the cap fails the orchestration before any action is invoked, and is not
+            # stored (ScheduleDurableTaskEvents calls SetCustomStatus first).
+            if 2 * len(json.dumps(inst.sdk_custom)) > MAX_CUSTOM_STATUS_BYTES:
+                self._finish(inst, "Failed", None, failed="unmarked")
+                return
+            inst.custom = inst.sdk_custom
         while inst.reached < len(inst.actions) and inst.status not in TERMINAL:
             action = inst.actions[inst.reached]
             if not action.reached:
@@ -457,11 +474,7 @@ class Reference:
         for st in inst.program["gens"][gen]:
             kind = st["t"]
             if kind == "cs":
-                size = 2 * len(json.dumps(st["v"]))
-                if size > MAX_CUSTOM_STATUS_BYTES:
-                    self._finish(inst, "Failed", None, failed="unmarked")
-                    return
-                inst.custom = st["v"]
+                inst.sdk_custom, inst.sdk_custom_set = st["v"], True
                 inst.acc.append("cs")
             elif kind == "raise":
                 inst.ending = ("Failed", f"boom[{st['k']}]")
@@ -490,6 +503,7 @@ class Reference:
         inst.execution += 1
         inst.waiters, inst.buffered, inst.awaiting = {}, {}, None
         inst.actions, inst.reached, inst.host_waiters, inst.host_buffered = [], 0, {}, {}
+        inst.sdk_custom, inst.sdk_custom_set = None, False
         inst.runner = None
         self.send(self.now, inst.iid, "start")
 

@@ -515,13 +515,16 @@ def _still_fails(case: dict[str, Any]) -> bool:
 
 
 def vocabulary(name: str) -> frozenset[str]:
-    """``all`` draws every feature; ``known`` leaves out the known departures not yet fixed
-    (:data:`tests.fuzz.generator.KNOWN`); or a comma-separated list of features to leave out."""
+    """``all`` draws every modelled feature; ``known`` leaves out the known departures not yet
+    fixed (:data:`tests.fuzz.generator.KNOWN`); or a comma-separated list of features to leave
+    out (``-``-less names) or to add (``+name``, e.g. an unmodelled one)."""
+    modelled = frozenset(generator.FEATURES) - set(generator.UNMODELLED)
     if name == "all":
-        return frozenset(generator.FEATURES)
+        return modelled
     if name == "known":
-        return frozenset(generator.FEATURES) - set(generator.KNOWN)
-    return frozenset(generator.FEATURES) - set(name.split(","))
+        return modelled - set(generator.KNOWN)
+    names = name.split(",")
+    return (modelled | {n[1:] for n in names if n.startswith("+")}) - set(names)
 
 
 def main(argv: list[str] | None = None) -> int:

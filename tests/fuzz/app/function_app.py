@@ -14,7 +14,8 @@ Program (JSON, built by ``tests.fuzz.generator``)::
          | {"e": "timer", "d": seconds}                # may be negative (a timer in the past)
          | {"e": "wait", "n": name}
          | {"e": "any", "of": [expr, ...]} | {"e": "all", "of": [expr, ...]}
-         | {"e": "sub", "k": key, "p": program, "id": null | suffix, "r": null | [ms, max]}
+         | {"e": "sub", "k": key, "p": program, "id": null | suffix | "=", "r": null | [ms, max]}
+           (id "=": the caller's own instance id)
 
 The orchestrator returns the trace (one value per ``do``/``cs`` statement); the reference
 interpreter (``tests.fuzz.reference``) computes the same trace from the host's rules.
@@ -77,7 +78,8 @@ def _build(context: df.DurableOrchestrationContext, x: dict[str, Any]) -> Any:
         return context.wait_for_external_event(x["n"])
     if kind == "sub":
         child_input = {"p": x["p"], "g": 0, "acc": []}
-        child_id = None if x["id"] is None else f"{context.instance_id}-{x['id']}"
+        child_id = None if x["id"] is None else context.instance_id if x["id"] == "=" \
+            else f"{context.instance_id}-{x['id']}"
         if x["r"]:
             return context.call_sub_orchestrator_with_retry(
                 "fuzz", df.RetryOptions(x["r"][0], x["r"][1]), child_input, child_id)
