@@ -25,7 +25,7 @@ FEATURES = (
     "retry",               # call_activity_with_retry / call_sub_orchestrator_with_retry
     "retry_exhausted",     # a retried call whose every attempt fails
     "retry_in_composite",  # a retried call inside task_any / task_all
-    "retry_long_timer",    # retries in a program whose long timer (> 6 days) splits meanwhile
+    "retry_long_timer",    # retries and long timers (> 6 days) in one program
     "own_id",              # a sub-orchestration given its caller's own instance id
     "repeat_names",        # two open waiters of one event name (abandoned waiters)
     "can",                 # continue_as_new generations
@@ -41,14 +41,6 @@ FEATURES = (
 #: ``make fuzz`` keeps drawing them. Items 1-6 of issue #15 were here until i15-semantics was
 #: merged; none is left.
 KNOWN: dict[str, str] = {}
-#: What the reference cannot tell the host's answer for: left out of every vocabulary unless
-#: asked for by name (``--vocab +feature``).
-UNMODELLED = {
-    "retry_long_timer": "the SDK numbers a long timer's next piece when the previous one fires, "
-                        "while DTFx numbers it when the extension reaches that action (after "
-                        "an earlier retried call, whose retries take numbers meanwhile): the "
-                        "two disagree, so neither the host's nor devhost's result is defined",
-}
 NAMES = ("A", "B", "C")
 #: Timer lengths (s): in the past, near, and long (one beyond the SDK's 6-day split).
 TIMERS = (-5.0, 0.5, 2.0, 7.0, 45.0, 3600.0, 2 * 86400.0, 7 * 86400.0 + 1.0)
@@ -236,8 +228,9 @@ def generate_realtime(seed: int, workers: int = 1) -> dict[str, Any]:
     """A case for a real devhost process killed with SIGKILL (wall-clock time): no outcome may
     depend on timing, since a real clock jitters. So: sequences and task_all of activities
     (each one always succeeds or always fails: the attempt counter lives in the killed
-    process), short timers, one wait per event name with every event raised at the start (one generation then),
-    custom status, caught and uncaught failures, continue_as_new; kills at drawn instants."""
+    process), short timers, one wait per event name with every event raised at the start (in
+    one-generation programs), custom status, caught and uncaught failures, continue_as_new;
+    kills at drawn instants."""
     rng = random.Random(seed)
     keys = itertools.count(1)
 

@@ -51,6 +51,18 @@ class Ambiguous(Exception):
     """Two messages with no promised order reached one instance at the same instant."""
 
 
+class Unmodelled(Ambiguous):
+    """The SDK and DTFx numbered the orchestration's tasks differently: no result is defined.
+
+    The SDK numbers a task when the orchestrator yields it (a long timer's next piece when the
+    previous one fires); DTFx numbers it when the extension invokes the action, after awaiting
+    the ones before it; both number a retry's timer and re-attempt when the failure or timer is
+    processed. When the orchestrator has moved past an action the extension still awaits (a
+    caught ``task_all`` failure, a lost ``task_any``) and a retry inside it takes numbers
+    meanwhile, the two sequences differ and the SDK matches results to the wrong tasks, on the
+    host as on devhost."""
+
+
 @dataclass
 class Task:
     """One task of an orchestration: a leaf (act, timer, wait, sub) or a composite (any, all)."""
@@ -112,6 +124,9 @@ class Instance:
     #: The custom status the SDK reports at the end of each episode (if it set one).
     sdk_custom: Any = None
     sdk_custom_set: bool = False
+    #: What the SDK and DTFx each numbered, in order (see :class:`Unmodelled`).
+    sdk_ids: list[tuple] = field(default_factory=list)
+    host_ids: list[tuple] = field(default_factory=list)
 
 
 class Reference:
@@ -155,6 +170,8 @@ class Reference:
                 self.now = m.at
                 self.origin = next(self.origins)
                 self._receive(m)
+            for inst in self.instances.values():
+                self._check_numbers(inst)
         except Ambiguous as exc:
             return Outcome("", None, None, {}, ambiguous=str(exc))
         root = self.instances[self.root]
@@ -226,9 +243,24 @@ class Reference:
         elif m.kind == "timer":
             self._complete(inst, task, True, "t")
         elif m.kind == "retry":
+            self._number(inst, ("again", id(task), task.attempt))
             self._attempt(inst, task)
         elif m.kind == "giveup":
             self._complete(inst, task, False, task.value)
+
+    def _number(self, inst: Instance, key: tuple) -> None:
+        """A retry's timer or re-attempt: DTFx numbers it as the failure or timer is processed,
+        and so does the SDK while it still reads history."""
+        inst.host_ids.append(key)
+        if inst.ending is None:
+            inst.sdk_ids.append(key)
+
+    @staticmethod
+    def _check_numbers(inst: Instance) -> None:
+        n = min(len(inst.sdk_ids), len(inst.host_ids))
+        if inst.sdk_ids[:n] != inst.host_ids[:n]:
+            raise Unmodelled(f"unmodelled: the SDK and DTFx number the tasks of {inst.iid} "
+                             f"differently (a retry runs in an action the orchestrator left)")
 
     def _piece_fired(self, inst: Instance, timer: Task) -> None:
         """SDK LongTimerTask.try_set_value: the next piece (3 days on, or the final instant
@@ -243,6 +275,7 @@ class Reference:
             piece = Task({"e": "piece", "at": at}, owner=timer, created=self.now)
             timer.pieces.append(piece)
             inst.actions.append(piece)
+            inst.sdk_ids.append(("task", id(piece)))
         else:
             self._complete(inst, timer, True, "t")
 
@@ -287,6 +320,8 @@ class Reference:
                 self._open(inst, child)
             return
         task.created = self.now
+        if task.kind != "wait":
+            inst.sdk_ids.append(("task", id(task)))
         if task.kind == "wait":
             inst.waiters.setdefault(task.x["n"], []).append(task)
             if task.x["n"] in inst.buffered:
@@ -299,11 +334,14 @@ class Reference:
                 self._reach(inst, child)
             return
         kind = task.kind
+        if kind != "wait":
+            inst.host_ids.append(("task", id(task)))
         if kind == "timer" and task.x["d"] > MAX_SHORT_TIMER:
             piece = Task({"e": "piece", "at": task.created + LONG_TIMER_INTERVAL},
                          owner=task, created=task.created)
             task.pieces.append(piece)
-            self._reach(inst, piece)
+            self.send(piece.x["at"], inst.iid, "timer", racy=True, execution=inst.execution,
+                      task=piece)
         elif kind == "piece":
             self.send(task.x["at"], inst.iid, "timer", racy=True, execution=inst.execution,
                       task=task)
@@ -401,6 +439,7 @@ class Reference:
             self._complete(inst, task, ok, value)
             return
         task.attempt += 1
+        self._number(inst, ("timer", id(task), task.attempt))
         first_ms, max_attempts = retry
         if task.attempt >= max_attempts:
             # The last attempt failed: the failure surfaces now. DTFx RetryInterceptor (since
@@ -499,6 +538,8 @@ class Reference:
         # old one (the extension's shim continues with preserveUnprocessedEvents=false), events
         # arriving later reach the new execution (DTFx BehaviorOnContinueAsNew.Carryover), and
         # results addressed to the old execution are dropped.
+        self._check_numbers(inst)
+        inst.sdk_ids, inst.host_ids = [], []
         inst.gen += 1
         inst.execution += 1
         inst.waiters, inst.buffered, inst.awaiting = {}, {}, None
