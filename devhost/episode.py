@@ -442,7 +442,8 @@ class _Walk:
         if node.attempt + 1 >= max(int(options.get("maxNumberOfAttempts", 1)), 1):
             # After the last attempt DTFx still awaits a timer (older versions waited a full
             # interval there, and the SDK's RetryAbleTask counts on that timer), but since
-            # Azure/durabletask#661 it is due at once: "Dummy timer for back-compat".
+            # Azure/durabletask#661 (DurableTask.Core 2.7; the extension references 2.17) it
+            # is due at once: RetryInterceptor's "Dummy timer for back-compat".
             node.phase = "last"
             fire_at = self.at
         else:
@@ -740,11 +741,10 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
         finally:
             invocation.detach()
         refusal = custom_status_refusal((state or {}).get("customStatus"))
-        if refusal is not None:  # the status is not stored, the episode fails
+        if refusal is not None:  # the status is not stored, the episode fails at once
             assert state is not None
             state = {k: v for k, v in state.items() if k != "customStatus"}
-            error, user_exc = refusal, None
-            done_at = _NO_EVENT  # the extension fails before it invokes any action
+            error, user_exc, done_at = refusal, None, _NO_EVENT
         elif state is not None:
             # Also with an error: the extension invokes and awaits every action before it
             # fails the orchestration (OutOfProcOrchestrationShim.ScheduleDurableTaskEvents).
