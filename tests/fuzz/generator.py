@@ -247,7 +247,12 @@ def generate_realtime(seed: int, workers: int = 1) -> dict[str, Any]:
     def expr(depth: int) -> dict[str, Any]:
         r = rng.random()
         if depth == 0 and r < 0.25:
-            return {"e": "all", "of": [expr(1) for _ in range(rng.randint(2, 3))]}
+            of = [expr(1) for _ in range(rng.randint(2, 3))]
+            # At most one failing child: which of two fails first is a race.
+            failing = [c for c in of if c["e"] == "act" and c["f"] == [True]]
+            for c in failing[1:]:
+                c["f"] = [False]
+            return {"e": "all", "of": of}
         if r < 0.6:
             return act()
         if r < 0.8 or generations > 1:  # an event raised during generation 0 dies with it
