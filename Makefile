@@ -14,7 +14,7 @@ PORT ?= 7071
 WORKERS ?= 1
 BENCH_ARGS ?=
 
-.PHONY: run test chaos fuzz bench bench-smoke mutants mutmut venv infra-venv clean azurite
+.PHONY: run test lint chaos fuzz bench bench-smoke mutants mutmut venv infra-venv clean azurite
 
 venv: $(STAMP)
 
@@ -52,6 +52,13 @@ run: $(STAMP) azurite
 # The suite includes the DBOS peer's smoke test, so it installs the benchmark extras too.
 test: $(BENCH_STAMP) $(INFRA_STAMP) azurite
 	$(PY) -m pytest
+
+# Static checks (configured in pyproject.toml): ruff, then mypy over the app, devhost and bench/
+# (bench/ imports the peers' packages, so the benchmark extras are installed too).
+# .pre-commit-config.yaml runs the same two commands before each commit.
+lint: $(BENCH_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # The crash test at full size: a few hundred lifecycles, a kill -9 every second or so.
 CHAOS_LIFECYCLES ?= 300
@@ -91,4 +98,4 @@ mutmut: $(MUTATION_STAMP)
 	$(VENV)/bin/mutmut results
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) .devhost .pytest_cache .hypothesis mutants
+	rm -rf $(VENV) $(INFRA_VENV) .devhost .pytest_cache .hypothesis mutants .mypy_cache .ruff_cache build *.egg-info

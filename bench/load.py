@@ -165,7 +165,7 @@ async def scan_checks(base: str, keys: list[str], orchestrator: str,
                      "top": "100"}
             token, found = None, None
             while True:
-                headers = {"x-ms-continuation-token": token} if token else {}
+                headers: dict[str, str] = {"x-ms-continuation-token": token} if token else {}
                 async with http.get(f"{base}/runtime/webhooks/durabletask/instances",
                                     params=query, headers=headers) as r:
                     page = await r.json()

@@ -44,7 +44,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,7 @@ def _sqlite_pragmas(db_file: Path, pragmas: list[str]) -> Iterator[list[int]]:
         sa.event.remove(sa.pool.Pool, "connect", on_connect)
 
 
-def _parked(steps: list[dict[str, Any]]) -> bool:
+def _parked(steps: Iterable[Mapping[str, Any]]) -> bool:
     # recv records its durable timeout as a "DBOS.sleep" step only after registering its
     # waiter and making its first check for a message, so from then on a send reaches it
     # through the notification listener alone.

@@ -154,7 +154,7 @@ async def run(base: str, *, busy: int = 4, timers: int = 2250, reads: int = 1000
                 result.raised[iid] += 1
                 try:
                     await asyncio.wait_for(stop.wait(), raise_every)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
         drivers = [asyncio.create_task(drive(iid)) for iid in busy_ids]

@@ -10,9 +10,9 @@ import signal
 import sys
 
 from devhost import hostlog, shutdown, supervisor
+from devhost.appfiles import AppLoadError
 from devhost.dashboard import PATH as DASHBOARD_PATH
 from devhost.host import Config, Devhost
-from devhost.loader import AppLoadError
 from devhost.store import StoreLocked
 
 
@@ -113,7 +113,7 @@ async def serve(config: Config) -> int:
     if config.worker_index == 0:
         print(shutdown.stopping_message(config.grace), flush=True)
     for sig in signals:
-        loop.add_signal_handler(sig, shutdown.stop_now, host)
+        loop.add_signal_handler(sig, lambda: shutdown.stop_now(host.engine))
     unfinished = await host.stop()
     if unfinished:
         shutdown.report_unfinished(unfinished, config.grace)

@@ -106,15 +106,14 @@ class Azurite:
             raise RuntimeError(f"Azurite {VERSION} is not installed in {INSTALL_DIR} "
                                "(run `make azurite`, which needs npm)")
         self.location.mkdir(parents=True, exist_ok=True)
-        out = open(self.log, "ab")
         parent = os.getpid()
-        self.proc = subprocess.Popen(
-            [str(exe), "--silent", "--disableTelemetry", "--location", str(self.location),
-             "--queueHost", self.host, "--queuePort", str(self.port)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: _die_with(parent), env={**os.environ,
-                                                       "AZURITE_DISABLE_TELEMETRY": "true"})
-        out.close()
+        with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [str(exe), "--silent", "--disableTelemetry", "--location", str(self.location),
+                 "--queueHost", self.host, "--queuePort", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=lambda: _die_with(parent), env={**os.environ,
+                                                           "AZURITE_DISABLE_TELEMETRY": "true"})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

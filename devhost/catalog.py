@@ -39,7 +39,7 @@ class Search:
     created_to: float | None = None
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> "Search":
+    def from_query(cls, query: Mapping[str, str]) -> Search:
         """Read ``runtimeStatus`` (comma separated), ``name``, ``instanceIdPrefix``,
         ``createdTimeFrom`` and ``createdTimeTo`` (ISO 8601).
 
@@ -65,7 +65,8 @@ class Search:
                    times["createdTimeFrom"], times["createdTimeTo"])
 
     def where(self, with_statuses: bool = True) -> tuple[str, list[Any]]:
-        sql, args = ["1=1"], []
+        sql: list[str] = ["1=1"]
+        args: list[Any] = []
         if with_statuses and self.statuses:
             sql.append(f"status IN ({','.join('?' * len(self.statuses))})")
             args += [s.value for s in self.statuses]

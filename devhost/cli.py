@@ -95,8 +95,9 @@ class DbTransport:
 
     def __init__(self, db: str, app_dir: str) -> None:
         # Imported here: the HTTP transport must not pay for loading the SDK.
+        from devhost.appfiles import AppLoadError, load_settings
         from devhost.engine import Engine
-        from devhost.loader import AppLoadError, load_app, load_settings
+        from devhost.loader import load_app
         from devhost.management import ManagementApi
         from devhost.store import Store, StoreLocked
 

@@ -171,6 +171,17 @@ class Engine:
             delay = max(0.0, self._wakeups[0][0] - self.now())
             self._wake_handle = self.loop.call_later(min(delay, 3600.0), self.poll)
 
+    def idle(self) -> bool:
+        """Nothing to do until a wake-up falls due: no instance ready, no drain on its way (an
+        episode being computed or committed), no activity running. A caller on a virtual clock
+        (:mod:`devhost.testing`) moves the clock only when this holds."""
+        return not (self._ready or self._drain_scheduled or self._inflight)
+
+    def next_wakeup(self) -> float | None:
+        """The clock time of the earliest armed wake-up (a timer, a retry), or None. It may
+        belong to a timer cancelled since: waking then finds nothing to deliver."""
+        return self._wakeups[0][0] if self._wakeups else None
+
     def poll(self) -> None:
         """Move every wake-up whose time has come to the ready queue (also for fake clocks)."""
         now = self.now()

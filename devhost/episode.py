@@ -113,7 +113,7 @@ class Facts:
     count: int = 0
 
     @classmethod
-    def of(cls, texts: list[str]) -> "Facts":
+    def of(cls, texts: list[str]) -> Facts:
         facts = cls()
         for text in texts:
             facts.add(json.loads(text))
@@ -695,7 +695,9 @@ def _invoke(app: LoadedApp, inst: Instance, request: str
 def _walk(walk: _Walk, state: dict[str, Any]) -> tuple[dict[str, Any] | None, Position]:
     """Walk the actions; (the continue_as_new action if reached, the position by which every
     top-level action was complete). Raises: NonDeterminism, OrchestrationError."""
-    can, done_at = None, _NO_EVENT
+    can: dict[str, Any] | None = None
+    done_at: Position = _NO_EVENT
+    reached = _NO_EVENT
     for action in (state.get("actions") or [[]])[0]:
         if action.get("actionType") == ActionType.CONTINUE_AS_NEW:
             can = action
@@ -703,7 +705,7 @@ def _walk(walk: _Walk, state: dict[str, Any]) -> tuple[dict[str, Any] | None, Po
         if at is None:
             done_at = None
             break
-        done_at = max(done_at, at)
+        reached = done_at = max(reached, at)
     walk.finish()
     # Run as far as the history allows, deterministic code reproduces at least every task an
     # earlier episode scheduled (the walk goes at least as far as it did then).

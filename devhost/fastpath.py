@@ -163,7 +163,8 @@ def install(handle: Callable[..., Any], rpc_base: str) -> list[str]:
     installed: list[str] = []
     try:
         # import_module: the package re-exports classes under the same names as the modules.
-        client_module = importlib.import_module(f"{_MODELS}.DurableOrchestrationClient")
+        # Any: the SDK is untyped, and its module attributes are what gets replaced here.
+        client_module: Any = importlib.import_module(f"{_MODELS}.DurableOrchestrationClient")
         http_utils = importlib.import_module(f"{_MODELS}.utils.http_utils")
         names = ("post_async_request", "get_async_request", "delete_async_request")
         originals = {n: getattr(http_utils, n) for n in names}
@@ -176,8 +177,8 @@ def install(handle: Callable[..., Any], rpc_base: str) -> list[str]:
     except ImportError:
         pass
     try:
-        status_module = importlib.import_module(f"{_MODELS}.DurableOrchestrationStatus")
-        event_module = importlib.import_module(f"{_MODELS}.history.HistoryEvent")
+        status_module: Any = importlib.import_module(f"{_MODELS}.DurableOrchestrationStatus")
+        event_module: Any = importlib.import_module(f"{_MODELS}.history.HistoryEvent")
         original = event_module.dt_parse
         parse = fast_parse(original)
         if status_module.dt_parse is original and _check_parser(parse, original):
@@ -189,7 +190,7 @@ def install(handle: Callable[..., Any], rpc_base: str) -> list[str]:
     try:
         from collections import namedtuple
 
-        executor_module = importlib.import_module(f"{_MODELS}.TaskOrchestrationExecutor")
+        executor_module: Any = importlib.import_module(f"{_MODELS}.TaskOrchestrationExecutor")
         if getattr(executor_module, "namedtuple", None) is namedtuple:
             executor_module.namedtuple = functools.lru_cache(maxsize=32)(namedtuple)
             installed.append("cached-namedtuple")
@@ -200,7 +201,7 @@ def install(handle: Callable[..., Any], rpc_base: str) -> list[str]:
         cls = bindings.DurableOrchestrationBindings
         parse_bindings = cls.from_json.__func__
         if getattr(parse_bindings, "__wrapped__", None) is None:
-            cached = functools.lru_cache(maxsize=16)(parse_bindings)
+            cached: Any = functools.lru_cache(maxsize=16)(parse_bindings)
             cls.from_json = classmethod(cached)
             installed.append("cached-bindings")
     except (ImportError, AttributeError):

@@ -30,6 +30,7 @@ from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 #: Paths devhost itself serves (as opposed to the app's routes).
 OWN_PREFIXES = ("/_devhost", "/durabletask", "/runtime/webhooks/durabletask", "/admin")
@@ -48,7 +49,7 @@ class HostPolicy:
     allow_any: bool = False
 
     @classmethod
-    def for_bind(cls, bind_host: str, extra: str | None = None) -> "HostPolicy":
+    def for_bind(cls, bind_host: str, extra: str | None = None) -> HostPolicy:
         """The policy for a devhost bound to ``bind_host``; ``extra`` is the
         ``DEVHOST_ALLOWED_HOSTS`` text (read from the environment when None)."""
         if extra is None:
@@ -107,8 +108,7 @@ def refusal(request: web.Request, policy: HostPolicy) -> str | None:
     return None
 
 
-def middleware(policy: HostPolicy) -> Callable[[web.Request, Handler],
-                                               Awaitable[web.StreamResponse]]:
+def middleware(policy: HostPolicy) -> Middleware:
     """An aiohttp middleware applying :func:`refusal` to every request."""
 
     @web.middleware

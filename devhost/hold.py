@@ -17,5 +17,5 @@ RECHECK_SECONDS = 0.02
 
 def engaged() -> bool:
     """True while the file named by ``$DEVHOST_TEST_HOLD_FILE`` exists (False when unset)."""
-    path = os.environ.get(ENV)
+    path = os.environ.get(ENV, "")
     return bool(path) and os.path.exists(path)

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from devhost import fastpath, shutdown
+from devhost.appfiles import load_settings
 from devhost.engine import Engine
-from devhost.loader import LoadedApp, load_app, load_settings
+from devhost.loader import LoadedApp, load_app
 from devhost.management import RPC_PATH, ManagementApi
 from devhost.server import DevServer
 from devhost.store import Store, WorkItem
@@ -95,9 +98,9 @@ class Devhost:
             site = web.TCPSite(self._runner, self.config.host, self.config.port,
                                reuse_address=True, reuse_port=self.config.shared or None)
             await site.start()
-            sockets = site._server.sockets if site._server else []  # the bound port for port 0
-            if sockets:
-                self.port = sockets[0].getsockname()[1]
+            addresses = self._runner.addresses  # the bound port for port 0
+            if addresses:
+                self.port = addresses[0][1]
             server.rpc_origin = f"http://127.0.0.1:{self.port}" \
                 if self.config.host in ("0.0.0.0", "127.0.0.1", "localhost", "::") \
                 else f"http://{self.config.host}:{self.port}"
@@ -126,7 +129,7 @@ class Devhost:
         """
         unfinished: list[WorkItem] = []
         # All drain at once, so the whole shutdown takes at most one grace period.
-        waits = []
+        waits: list[Awaitable[Any]] = []
         if self.triggers is not None:
             waits.append(self.triggers.stop(self.config.grace))
         if self._runner is not None:

@@ -79,7 +79,7 @@ class LogLevels:
 
     @classmethod
     def from_host_json(cls, host: Mapping[str, Any], override: str | None = None
-                       ) -> "LogLevels":
+                       ) -> LogLevels:
         """The levels ``host.json`` sets (``override``, the command line's, replaces them).
 
         Raises: ValueError for a level name the host would not accept.
@@ -133,7 +133,7 @@ _function_loggers: dict[str, logging.Logger] = {}
 #: Per thread: the records an orchestrator episode's code logged while its Executing line is
 #: deferred (None: not holding).
 _held = threading.local()
-_handler: "_HostHandler | None" = None
+_handler: _HostHandler | None = None
 
 
 class _HostHandler(logging.StreamHandler):
@@ -231,7 +231,7 @@ def configure(levels: LogLevels, stream: Any = None) -> None:
     root.addHandler(handler)
     # Records below every rule are never even created.
     root.setLevel(min(levels.lowest, logging.CRITICAL))
-    for name, logger in _function_loggers.items():
+    for logger in _function_loggers.values():
         logger.setLevel(levels.level_for(logger.name))
 
 
@@ -313,6 +313,7 @@ class Invocation:
 
     def _finish_deferred(self, level: int) -> None:
         """Executing, then what the episode logged meanwhile (held until now)."""
+        records: list[logging.LogRecord] | None
         if self._detached is not None:
             records, self._detached = self._detached, []
         else:

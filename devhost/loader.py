@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from devhost.appfiles import AppLoadError, read_host_json
 from devhost.queues import QueueFunction, QueueOptions
 from devhost.routes import RouteTemplate
 from devhost.status import RuntimeStatus, overridable_states
@@ -23,10 +24,6 @@ from devhost.timers import TimerFunction
 #: Bindings devhost knows how to feed; any other binding makes the function unsupported.
 _KNOWN_BINDINGS = {"httpTrigger", "http", "durableClient", "orchestrationTrigger",
                    "activityTrigger", "timerTrigger", "queueTrigger"}
-
-
-class AppLoadError(RuntimeError):
-    """The app directory has no loadable v2 function app."""
 
 
 @dataclass(frozen=True)
@@ -76,35 +73,6 @@ class LoadedApp:
     queue_options: QueueOptions = field(default_factory=QueueOptions)
 
 
-def load_settings(directory: str) -> dict[str, str]:
-    """Apply ``local.settings.json`` ``Values`` to ``os.environ`` (existing variables win).
-
-    Returns the values it read. Raises: AppLoadError for a malformed file.
-    """
-    path = os.path.join(directory, "local.settings.json")
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            values = json.load(fh).get("Values") or {}
-    except (OSError, ValueError, AttributeError) as exc:
-        raise AppLoadError(f"{path} is not valid JSON with a 'Values' object: {exc}") from exc
-    for key, value in values.items():
-        os.environ.setdefault(str(key), "" if value is None else str(value))
-    return {str(k): str(v) for k, v in values.items()}
-
-
-def _read_host_json(directory: str) -> dict[str, Any]:
-    path = os.path.join(directory, "host.json")
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            return json.load(fh)
-    except ValueError as exc:
-        raise AppLoadError(f"{path} is not valid JSON: {exc}") from exc
-
-
 def _find_app(module: Any) -> Any:
     import azure.functions as func
 
@@ -125,7 +93,7 @@ def load_app(directory: str) -> LoadedApp:
     script = os.path.join(directory, "function_app.py")
     if not os.path.exists(script):
         raise AppLoadError(f"no function_app.py in {directory}")
-    host = _read_host_json(directory)
+    host = read_host_json(directory)
     os.chdir(directory)
     if directory not in sys.path:
         sys.path.insert(0, directory)

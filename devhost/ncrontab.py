@@ -108,7 +108,7 @@ def parse(expression: str) -> CronSchedule | IntervalSchedule:
         raise ValueError(
             f"schedule {expression!r} has {len(fields)} field(s); an NCRONTAB schedule has six "
             "(second minute hour day month day-of-week), a TimeSpan reads hh:mm:ss")
-    values = [_field(raw, *spec) for raw, spec in zip(fields, _FIELDS)]
+    values = [_field(raw, *spec) for raw, spec in zip(fields, _FIELDS, strict=True)]
     return CronSchedule(text, *values)
 
 

@@ -46,7 +46,7 @@ class DevhostProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0, same_port: bool = False) -> "DevhostProcess":
+    def start(self, timeout: float = 30.0, same_port: bool = False) -> DevhostProcess:
         """Start (or restart: on a new port, or on the previous one with ``same_port``) and
         wait until it answers."""
         if not (same_port and self.port):
@@ -56,13 +56,12 @@ class DevhostProcess:
         # queue trigger at the Azurite of `make run`).
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
                "AzureWebJobsStorage": "", **self.env}
-        out = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--app", str(self.app_dir), "--port",
-             str(self.port), "--db", str(self.db), "--workers", str(self.workers),
-             *(("--log-level", self.log_level) if self.log_level else ()), *self.args],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
+        with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "devhost", "--app", str(self.app_dir), "--port",
+                 str(self.port), "--db", str(self.db), "--workers", str(self.workers),
+                 *(("--log-level", self.log_level) if self.log_level else ()), *self.args],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -44,6 +44,7 @@ from typing import Any, Callable
 from azure.functions.queue import QueueMessage as WorkerQueueMessage
 
 from devhost import hostlog, ncrontab
+from devhost.appfiles import AppLoadError, load_settings, read_host_json
 
 log = logging.getLogger("devhost.queues")
 
@@ -161,7 +162,7 @@ def queue_client(conn: str, queue_name: str) -> Any:
     from azure.storage.queue._shared.policies_async import ExponentialRetry
     from azure.storage.queue.aio import QueueClient
 
-    extra = {"api_version": AZURITE_API_VERSION} if is_emulator(conn) else {}
+    extra: dict[str, Any] = {"api_version": AZURITE_API_VERSION} if is_emulator(conn) else {}
     # The SDK's default retry waits 15 s, then 45 s: the listener's own polling already retries,
     # so a short one keeps an outage visible and a recovered Azurite quickly used again. (The
     # async policy is importable only from the SDK's _shared package; the public
@@ -216,7 +217,7 @@ class QueueListener:
         """Sleep ``seconds``, or less when :meth:`stop` is called meanwhile."""
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def describe_problem(self) -> str | None:
@@ -396,8 +397,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m devhost.queues QUEUE TEXT``: put one message on a queue of the app's storage
     (``AzureWebJobsStorage`` from the environment or ``local.settings.json``; unset means the
     development storage, Azurite), encoded as the app's ``host.json`` ``messageEncoding`` says."""
-    from devhost.loader import _read_host_json, load_settings
-
     parser = argparse.ArgumentParser(prog="python -m devhost.queues",
                                      description="Put one message on a storage queue.")
     parser.add_argument("queue")
@@ -406,14 +405,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connection", default="AzureWebJobsStorage",
                         help="app setting holding the connection string")
     args = parser.parse_args(argv)
-    load_settings(args.app)
+    try:
+        load_settings(args.app)
+    except AppLoadError as exc:
+        print(f"devhost.queues: {exc}", file=sys.stderr)
+        return 2
     if not os.environ.get(args.connection) and not os.environ.get(f"AzureWebJobs{args.connection}"):
         # As `make run` does for a fresh clone without local.settings.json.
         os.environ[args.connection] = "UseDevelopmentStorage=true"
     try:
-        options = QueueOptions.from_host_json(_read_host_json(args.app))
+        options = QueueOptions.from_host_json(read_host_json(args.app))
         conn = connection_string(args.connection)
-    except ValueError as exc:
+    except (AppLoadError, ValueError) as exc:
         print(f"devhost.queues: {exc}", file=sys.stderr)
         return 2
 

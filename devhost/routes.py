@@ -123,9 +123,7 @@ class RouteTemplate:
                 and len(list(_PARAM.finditer(segment))) == 1
             param_name = next(iter(_PARAM.finditer(segment))).group(2) if only_param else None
             sep = "/" if i else ""
-            if param_name and self.params[param_name].optional:
-                pattern += f"(?:{sep}{pieces})?"
-            elif param_name and self.params[param_name].catch_all:
+            if param_name and (self.params[param_name].optional or self.params[param_name].catch_all):
                 pattern += f"(?:{sep}{pieces})?"
             else:
                 pattern += sep + pieces

@@ -18,12 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
+from devhost.engine import Engine
 from devhost.store import WorkItem
-
-if TYPE_CHECKING:
-    from devhost.host import Devhost
 
 DEFAULT_GRACE = 30.0
 
@@ -52,10 +50,11 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def stop_now(host: "Devhost") -> NoReturn:
+def stop_now(engine: Engine | None) -> NoReturn:
     """The second signal: report what is running and exit at once. Safe at any event-loop
-    turn: every commit runs whole between two turns, and activities' threads never write."""
-    engine = host.engine
+    turn: every commit runs whole between two turns, and activities' threads never write.
+
+    ``engine`` is the host's engine at the moment of the signal (``None`` once it is closed)."""
     running = engine.running_activities() if engine is not None else []
     if running:
         report_unfinished(running, None)

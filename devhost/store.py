@@ -140,7 +140,7 @@ class Instance:
     parent_task_id: int | None
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> "Instance":
+    def from_row(cls, row: Sequence[Any]) -> Instance:
         values = list(row)
         values[4] = RuntimeStatus(values[4])
         return cls(*values)
@@ -298,7 +298,7 @@ def lock_database(path: str, wait: float = 2.0) -> IO[str]:
     """
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    lock_file = open(path + ".lock", "a+")
+    lock_file = open(path + ".lock", "a+")  # noqa: SIM115 (held, locked, for the store's lifetime)
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -341,7 +341,7 @@ class Store:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             # Opened by this process itself: a lock on an inherited descriptor would be shared
             # with the other workers instead of excluding them.
-            self._write_lock = open(self.path + ".write-lock", "a+")
+            self._write_lock = open(self.path + ".write-lock", "a+")  # noqa: SIM115 (held while open)
         else:
             self._lock_file = lock_database(self.path, lock_wait)
         self._batching = False
@@ -555,7 +555,8 @@ class Store:
     @staticmethod
     def _where(created_from: float | None, created_to: float | None,
                statuses: Sequence[str] | None, prefix: str | None) -> tuple[str, list[Any]]:
-        sql, args = "1=1", []
+        sql = "1=1"
+        args: list[Any] = []
         if created_from is not None:
             sql += " AND created_at >= ?"
             args.append(created_from)
@@ -696,6 +697,7 @@ class Store:
                     "INSERT INTO work (instance_id, execution_id, task_id, name, input) "
                     "VALUES (?,?,?,?,?)", (iid, c.new_execution_id or c.execution_id,
                                            task_id, name, text))
+                assert cur.lastrowid is not None  # sqlite3 sets it after every INSERT
                 scheduled.append(WorkItem(cur.lastrowid, iid, c.new_execution_id or
                                           c.execution_id, task_id, name, text))
             return scheduled

@@ -28,7 +28,8 @@ import signal
 import socket
 import sys
 import traceback
-from typing import Awaitable, Callable
+from collections.abc import Coroutine
+from typing import Any, Callable
 
 from devhost.host import Config
 from devhost.store import Store, StoreLocked, lock_database
@@ -55,7 +56,7 @@ def _reserve_port(host: str) -> socket.socket:
     return sock
 
 
-def run(config: Config, serve: Callable[[Config], Awaitable[int]]) -> int:
+def run(config: Config, serve: Callable[[Config], Coroutine[Any, Any, int]]) -> int:
     """Fork ``config.workers`` processes that each run ``serve(config)`` with their own
     ``worker_index``, and wait for them. Returns the exit code for the command line."""
     try:

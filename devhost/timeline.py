@@ -55,7 +55,9 @@ def _close(entry: Entry, at: str, state: str) -> None:
 def build(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The timeline of ``events`` (a history, oldest first, as devhost stores it)."""
     entries: list[Entry] = []
-    open_tasks: dict[int, Entry] = {}
+    # Keyed by the history's EventId (an int; None only in a malformed history, never matched).
+    open_tasks: dict[int | None, Entry] = {}
+    entry: Entry | None
     for ev in events:
         try:
             kind = E(ev["EventType"])

@@ -141,15 +141,19 @@ class TimerRunner:
     """Runs one timer function until cancelled.
 
     ``invoke`` calls the function with its keyword arguments and raises what it raises;
-    ``clock`` is injectable for tests.
+    ``clock`` is injectable for tests. ``wait_until(due)`` replaces the wait for the next
+    occurrence (:mod:`devhost.testing` passes one that returns when its virtual clock reaches
+    ``due``); by default the runner sleeps on the real clock, and :meth:`stop` ends the wait.
     """
 
     def __init__(self, fn: TimerFunction, schedule: ncrontab.Schedule,
                  monitor: ScheduleMonitor | None,
                  invoke: Callable[[TimerFunction, func.TimerRequest], Awaitable[None]],
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 wait_until: Callable[[datetime], Awaitable[None]] | None = None) -> None:
         self.fn, self.schedule, self.monitor, self._invoke = fn, schedule, monitor, invoke
         self._clock = clock or _utcnow
+        self._wait_until = wait_until
         self._last: datetime | None = None
         self._stopping = asyncio.Event()
 
@@ -176,11 +180,17 @@ class TimerRunner:
                 log.warning("timer %s: schedule %r never fires again", self.fn.name,
                             self.fn.schedule)
                 return
+            if self._wait_until is not None:  # devhost.testing's virtual clock
+                await self._wait_until(due)
+                if not self._stopping.is_set():
+                    await self._fire(due, past_due=False, status=self.monitor.get(self.fn.name)
+                                     if self.monitor else None)
+                continue
             try:
                 await asyncio.wait_for(self._stopping.wait(),
                                        max(0.0, (due - self._clock()).total_seconds()))
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await self._fire(due, past_due=False,
                              status=self.monitor.get(self.fn.name) if self.monitor else None)

@@ -1,4 +1,5 @@
-"""Regenerate the README's dashboard screenshots (docs/dashboard.png, docs/dashboard-instance.png).
+"""Regenerate the screenshots docs/dashboard-and-cli.md shows (docs/dashboard.png,
+docs/dashboard-instance.png).
 
 Usage: ``.venv/bin/python docs/screenshots.py`` (needs Chromium; see tests/devhost/browser.py).
 Starts its own devhost on a temporary database with the test app of tests/devhost/apps, runs a

@@ -7,7 +7,7 @@ Starts that Azurite (in memory, on free loopback ports, telemetry off, no
 ``azure-data-tables`` (whatever versions are installed in this interpreter) writes and reads
 back one blob, one queue message and one table entity: the three services the Durable Azure
 Storage backend uses. Prints each SDK's version and the ``x-ms-version`` it sent, and exits 0
-only if all three round trips worked. The README's "Running with real Core Tools + Azurite"
+only if all three round trips worked. docs/azure.md's "Running with real Core Tools + Azurite"
 pins the version this accepted.
 """
 
@@ -67,7 +67,7 @@ def main(azurite: str) -> int:
             try:
                 run(endpoint, lambda api, service=service: sent.__setitem__(service, api))
                 results[service] = "accepted"
-            except Exception as exc:  # noqa: BLE001 - the verdict is the point
+            except Exception as exc:
                 results[service] = f"FAILED: {str(exc).splitlines()[0][:160]}"
     finally:
         proc.terminate()

@@ -8,7 +8,7 @@ tests still pass *survived*: the script prints the table and exits 1.
 
     python scripts/mutants.py            # run all (``make mutants``)
     python scripts/mutants.py -k stop    # only mutants whose guarantee or file matches "stop"
-    python scripts/mutants.py --table    # print the README's mutation table, run nothing
+    python scripts/mutants.py --table    # print docs/mutation-testing.md's table, run nothing
     python scripts/mutants.py --baseline # the named tests pass without the mutations
 """
 from __future__ import annotations
@@ -234,6 +234,10 @@ MUTANTS = [
            "                await asyncio.wait(list(self._inflight))  # stopping: let them finish",
            "                pass",
            ("tests/devhost/test_queues.py::test_stop_fetches_nothing_new_and_lets_a_running_message_finish_and_be_deleted",)),
+    Mutant("devhost.testing visits every due moment", "devhost/testing/__init__.py",
+           "            self.clock.now = max(self.clock.now, min(due))",
+           "            self.clock.now = max(self.clock.now, target)",
+           ("tests/devhost/test_testing.py::test_an_approval_reminds_every_day_and_records_the_decision",)),
 ]
 
 
@@ -323,7 +327,7 @@ def table() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-k", default="", help="only mutants whose guarantee or file contains this")
-    parser.add_argument("--table", action="store_true", help="print the README table and exit")
+    parser.add_argument("--table", action="store_true", help="print the table of docs/mutation-testing.md and exit")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
     parser.add_argument("--baseline", action="store_true",
                         help="run the named tests without the mutations: each must pass")

@@ -258,7 +258,7 @@ class FakeDurableClient:
         show_input: bool = False,
     ) -> DurableOrchestrationStatus:
         self._enter("get_status", instance_id)
-        code, body = self.host_status(instance_id)
+        _, body = self.host_status(instance_id)
         # The SDK maps a 404's empty body to "" and builds a status from it: falsy, not None.
         return DurableOrchestrationStatus.from_json(body if body is not None else "")
 

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip(
     "dbos", reason="dbos is benchmark-only: pip install -r requirements-bench.txt")
 
-from bench import peer_dbos  # noqa: E402  (after the skip, which needs no dbos import)
+from bench import peer_dbos
 
 
 def stored_outputs(db: Path) -> dict[str, tuple[str, object]]:

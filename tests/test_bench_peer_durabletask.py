@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip(
     "durabletask", reason="durabletask is benchmark-only: pip install -r requirements-bench.txt")
 
-from bench import peer_durabletask  # noqa: E402  (after the skip)
+from bench import peer_durabletask
 
 
 def test_peer_durabletask_smoke() -> None:

@@ -187,5 +187,5 @@ def test_payload_errors_say_what_is_wrong() -> None:
 
 
 def test_payload_nesting_beyond_the_parser_says_it_nests_too_deeply() -> None:
-    with pytest.raises(InvalidPayload, match="it nests too deeply$"):
+    with pytest.raises(InvalidPayload, match=r"it nests too deeply$"):
         parse_payload(b"[" * 100_000 + b"]" * 100_000)

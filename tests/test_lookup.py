@@ -330,7 +330,7 @@ def test_backend_failures_are_summarised_on_one_bounded_line(exc: Exception, sum
 
 async def test_a_failed_status_read_is_a_backend_error_naming_the_cause(door: Door) -> None:
     door.host.fail_next(Exception("boom"))
-    with pytest.raises(BackendError, match="^durable backend error while reading status: boom$"):
+    with pytest.raises(BackendError, match=r"^durable backend error while reading status: boom$"):
         await lookup.find(door.client, KEY)
 
 

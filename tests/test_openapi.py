@@ -28,7 +28,9 @@ def http_triggers() -> dict[str, dict[str, Any]]:
     triggers = {}
     for name, function in functions().items():
         bindings = json.loads(function.get_function_json())["bindings"]
-        triggers.update({name: b for b in bindings if b["type"] == "httpTrigger"})
+        for binding in bindings:
+            if binding["type"] == "httpTrigger":
+                triggers[name] = binding
     return triggers
 
 

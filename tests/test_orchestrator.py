@@ -280,5 +280,5 @@ def test_raw_webhook_post_arrives_as_posted_except_the_two_documented_shapes(
 
 def test_malformed_input_names_the_field_and_the_rule() -> None:
     from workflow.orchestrator import WorkflowInput
-    with pytest.raises(ValueError, match="^timeoutSeconds must be a whole number of seconds"):
+    with pytest.raises(ValueError, match=r"^timeoutSeconds must be a whole number of seconds"):
         WorkflowInput.from_json({"key": "aaron", "timeoutSeconds": -1})

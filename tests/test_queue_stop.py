@@ -122,7 +122,7 @@ async def test_a_backend_outage_is_raised_so_the_host_retries_the_message() -> N
     b'{"input": Infinity}',
 ])
 def test_a_message_that_is_not_strict_json_is_bad_even_outside_the_event(body: bytes) -> None:
-    with pytest.raises(BadStopMessage, match="^message is not UTF-8 JSON: .*is not valid JSON"):
+    with pytest.raises(BadStopMessage, match=r"^message is not UTF-8 JSON: .*is not valid JSON"):
         parse_message(body)
 
 

@@ -219,7 +219,7 @@ def test_a_timespan_schedule_is_accepted_as_the_host_accepts_it() -> None:
         {"WORKFLOW_RETENTION_SCHEDULE": "1.00:00:00"}).schedule == "1.00:00:00"
 
 
-@pytest.mark.parametrize("value", ["-1", "1.5", "thirty", "99999999", "３０"])
+@pytest.mark.parametrize("value", ["-1", "1.5", "thirty", "99999999", "３０"])  # noqa: RUF001 (full-width digits on purpose)
 def test_bad_retention_days_stop_startup_naming_the_setting(value: str) -> None:
     with pytest.raises(SettingsError, match="WORKFLOW_RETENTION_DAYS"):
         RetentionSettings.from_env({"WORKFLOW_RETENTION_DAYS": value})

@@ -71,9 +71,9 @@ def test_the_timeout_rule_includes_both_bounds_and_names_the_value() -> None:
     from workflow.settings import check_timeout
     assert check_timeout(MAX_TIMEOUT_SECONDS) == MAX_TIMEOUT_SECONDS
     assert check_timeout(0) is None and check_timeout(1) == 1
-    with pytest.raises(SettingsError, match="^timeout_seconds must be a whole number"):
+    with pytest.raises(SettingsError, match=r"^timeout_seconds must be a whole number"):
         check_timeout(-1)
-    with pytest.raises(SettingsError, match="^timeoutSeconds must be"):
+    with pytest.raises(SettingsError, match=r"^timeoutSeconds must be"):
         check_timeout(1.5, "timeoutSeconds")
 
 

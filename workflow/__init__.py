@@ -5,7 +5,9 @@ Modules, one concept each:
 - ``inputs``: which keys are accepted and how a key becomes an instance id.
 - ``settings``: names, routes and limits, and configuration read once from the environment.
 - ``status``: ``WorkflowStatus``, what the app knows about a run (a domain value).
-- ``errors``: the few domain exceptions the rest of the package raises.
+- ``rejections``: the root domain exception and the rejections of bad input (no imports).
+- ``errors``: the few domain exceptions the rest of the package raises (re-exports
+  ``rejections``).
 - ``lookup``: the adapter over ``DurableOrchestrationClient`` for start, check and stop.
 - ``orchestrator``: the deterministic orchestrator generator.
 - ``responses``: JSON HTTP responses and the one exception -> status table.

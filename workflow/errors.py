@@ -2,32 +2,21 @@
 
 Everything below ``function_app`` raises only these; ``responses.ERROR_STATUS`` maps each one
 to exactly one HTTP status code, and ``lookup`` is the only place that turns the SDK's bare
-``Exception``s into them.
+``Exception``s into them. The root class and the rejections of bad input live one floor down, in
+``rejections`` (``inputs`` raises them), and are re-exported here; the exceptions below carry a
+key or a run's status, so this module sits above ``inputs`` and ``status``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from workflow.inputs import WorkflowKey
+from workflow.rejections import InvalidKey, InvalidPayload, SettingsError, WorkflowError
+from workflow.status import WorkflowStatus
 
-if TYPE_CHECKING:
-    from workflow.inputs import WorkflowKey
-    from workflow.status import WorkflowStatus
-
-
-class WorkflowError(Exception):
-    """Base class of every domain exception; ``str(exc)`` is safe to show to a client."""
-
-
-class SettingsError(WorkflowError, ValueError):
-    """The environment holds an invalid setting; raised at startup, never per request."""
-
-
-class InvalidKey(WorkflowError, ValueError):
-    """The business key breaks the input rules; the message states which rule."""
-
-
-class InvalidPayload(WorkflowError, ValueError):
-    """The stop request's body is not empty and not valid JSON."""
+__all__ = [
+    "AlreadyFinished", "AlreadyRunning", "BackendError", "BackendUnavailable", "InvalidKey",
+    "InvalidPayload", "NotFound", "SettingsError", "StopConflict", "WorkflowError",
+]
 
 
 class NotFound(WorkflowError):

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.errors import InvalidKey, InvalidPayload
+from workflow.rejections import InvalidKey, InvalidPayload
 
 MAX_KEY_LENGTH = 64
 """Longest accepted key, in characters (all accepted characters are ASCII, so also in bytes)."""

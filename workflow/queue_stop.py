@@ -1,6 +1,6 @@
 """Stop a workflow from a Storage queue message: the event-driven door to the same stop.
 
-Contract (the README's "Stop from a queue" section says the same):
+Contract (docs/api.md's "Stop from a queue" section says the same):
 - Queue ``workflow-stop`` on the connection ``AzureWebJobsStorage``. The message, as the host
   hands it over (after decoding the host's ``messageEncoding``, base64 by default), is UTF-8 JSON
   ``{"input": "<key>", "event": <any JSON, optional>}``; other members are ignored.

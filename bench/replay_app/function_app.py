@@ -6,6 +6,8 @@ status read through the Durable client like the product's ``/api/check``.
 
 # No ``from __future__ import annotations``: the Python worker checks binding annotations.
 import json
+from collections.abc import Generator
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -15,7 +17,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 @app.route(route="status/{instanceId}", methods=["GET"])
 @app.durable_client_input(client_name="client")
-async def status(req: func.HttpRequest, client) -> func.HttpResponse:
+async def status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     found = await client.get_status(req.route_params["instanceId"])
     if not found:
         return func.HttpResponse(json.dumps({"error": "unknown instance"}), status_code=404,
@@ -25,7 +27,7 @@ async def status(req: func.HttpRequest, client) -> func.HttpResponse:
 
 
 @app.orchestration_trigger(context_name="context")
-def long_history(context: df.DurableOrchestrationContext):
+def long_history(context: df.DurableOrchestrationContext) -> Generator[Any, Any, int]:
     """``timers`` timers due at once (two history events each, delivered in one episode), then a
     wait for ``Workflow``; every other event it gets only lengthens the history it replays."""
     timers = context.get_input()

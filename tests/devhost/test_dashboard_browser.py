@@ -11,8 +11,8 @@ import http.server
 import json
 import re
 import threading
-from urllib.parse import quote
 from typing import Any, Callable, Iterator
+from urllib.parse import quote
 
 import pytest
 
@@ -415,7 +415,7 @@ class _EvilPage(http.server.BaseHTTPRequestHandler):
 
     target = ""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         html = f"""<!doctype html><body><form id=f method=POST target=sink
           action="{self.target}/raiseEvent/Go"><input name=x value=1></form>
           <iframe name=sink></iframe><script>

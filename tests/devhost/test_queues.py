@@ -282,3 +282,14 @@ async def test_a_message_whose_function_is_cut_at_the_end_of_the_grace_period_st
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert Queues(storage).count("cut") == 1  # invisible until its lease ends, then delivered
+
+
+@pytest.mark.parametrize("broken", ["local.settings.json", "host.json"])
+def test_queue_tool_refuses_a_broken_settings_file_with_exit_2_and_its_path(
+        broken: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from devhost.queues import main
+
+    (tmp_path / broken).write_text("{not json")
+    assert main(["workflow-stop", "{}", "--app", str(tmp_path), "--connection", "NoSuchSetting"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("devhost.queues: ") and str(tmp_path / broken) in err

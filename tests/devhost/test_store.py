@@ -29,7 +29,7 @@ def created(store: Store, instance_id: str = "i1") -> None:
 
 
 def test_second_store_on_the_same_file_is_refused_naming_the_file(store: Store) -> None:
-    with pytest.raises(StoreLocked, match="store.sqlite3"):
+    with pytest.raises(StoreLocked, match=r"store\.sqlite3"):
         Store(store.path, lock_wait=0)
 
 

@@ -105,7 +105,7 @@ async def test_start_after_the_run_finished_starts_a_fresh_run(api: Api) -> None
     k = key()
     await api.request("POST", f"/api/start/{k}")
     assert (await api.request("POST", f"/api/stop/{k}", body=1))[0] == 202
-    code, _, body = await api.request("POST", f"/api/start/{k}")
+    code, _, _ = await api.request("POST", f"/api/start/{k}")
     assert code == 202
     fresh = await wait_status(api, k, "Running")
     assert fresh["output"] is None
@@ -156,7 +156,7 @@ async def test_responses_never_carry_management_urls_or_keys(api: Api) -> None:
               await api.request("POST", f"/api/start/{k}"),
               await api.request("GET", f"/api/check/{k}"),
               await api.request("POST", f"/api/stop/{k}")]
-    for code, _, body in bodies:
+    for _, _, body in bodies:
         text = str(body)
         assert "runtime/webhooks" not in text and "code=" not in text and "durabletask" not in text
 
@@ -222,7 +222,7 @@ async def test_waiting_workflow_survives_kill_9_and_stops_after_restart(tmp_path
             process.kill()
             process.start()
             api = Api(session, process.url)
-            code, _, body = await api.request("POST", f"/api/stop/{k}", body={"after": "restart"})
+            code, _, _ = await api.request("POST", f"/api/stop/{k}", body={"after": "restart"})
             assert code == 202
             done = await wait_status(api, k, "Completed")
             assert done["output"] == {"outcome": "stopped", "event": {"after": "restart"}}

@@ -36,7 +36,7 @@ class Hold:
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "Hold":
+    def __enter__(self) -> Hold:
         self.engage()
         return self
 

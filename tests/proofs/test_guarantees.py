@@ -89,7 +89,7 @@ async def test_stop_before_orchestrator_waits_is_not_lost(
             assert all(stored_history(host.db, instance_id(k)) == [] for k in keys)
         answers = await asyncio.gather(*stops)
         assert [code for code, _, _ in answers] == [202] * len(keys)
-        for k, (_, _, body) in zip(keys, answers):
+        for k, (_, _, body) in zip(keys, answers, strict=True):
             assert body["output"] == {"outcome": "stopped", "event": {"k": k}}
             assert (await check(api, k))["output"] == body["output"]
             [first] = episodes(host.db, k)  # the stop was delivered with the start, in one episode
@@ -162,7 +162,7 @@ async def test_fifty_concurrent_stops_give_exactly_one_202_and_one_outcome(
             await until(lambda: kinds(host.db, k) == ["event"] * stops,
                         f"all {stops} stop events queued")
             # The race: every stop is raised before any of them is processed.
-            assert RAISED not in sum(episodes(host.db, k), [])
+            assert all(RAISED not in episode for episode in episodes(host.db, k))
         answers = await asyncio.gather(*answers_pending)
         codes = collections.Counter(code for code, _, _ in answers)
         assert codes == {202: 1, 409: stops - 1}, codes
