@@ -68,8 +68,8 @@ class Task:
     """One task of an orchestration: a leaf (act, timer, wait, sub) or a composite (any, all)."""
 
     x: dict[str, Any]
-    parent: "Task | None" = None
-    children: list["Task"] = field(default_factory=list)
+    parent: Task | None = None
+    children: list[Task] = field(default_factory=list)
     done: bool = False
     ok: bool = True
     value: Any = None
@@ -77,8 +77,8 @@ class Task:
     created: float = 0.0  # the orchestrator's clock when it created the task
     host_done: bool = False  # waits: the extension's own waiter received an event
     reached: bool = False  # the extension invoked this top-level action
-    pieces: list["Task"] = field(default_factory=list)  # a long timer's pieces
-    owner: "Task | None" = None  # a piece's long timer
+    pieces: list[Task] = field(default_factory=list)  # a long timer's pieces
+    owner: Task | None = None  # a piece's long timer
 
     @property
     def kind(self) -> str:

@@ -85,7 +85,7 @@ class Episodes:
         self.calls: list[tuple[str, str, int, dict[str, Any] | None]] = []
         self._compute, self._invoke = episode.compute, episode._invoke
 
-    def __enter__(self) -> "Episodes":
+    def __enter__(self) -> Episodes:
         compute, invoke = self._compute, self._invoke
 
         def timed(app: Any, snap: episode.Snapshot) -> episode.Outcome:
@@ -302,7 +302,7 @@ def _check_history(dh: Devhost, episodes: Episodes) -> list[str]:
 
 
 def _error_state(exc: Exception) -> dict[str, Any] | None:
-    head, sep, tail = str(exc).partition("\n\n$OutOfProcData$:")
+    _, sep, tail = str(exc).partition("\n\n$OutOfProcData$:")
     return json.loads(tail) if sep else None
 
 
@@ -386,7 +386,7 @@ def run_case_process(case: dict[str, Any], directory: Path, deadline: float = 30
                         json.dumps({"p": case["prog"], "g": 0, "acc": []}))
         if code != 202:
             return [f"start answered {code}"]
-        for _, verb, name, payload in case["sched"]:
+        for _, _verb, name, payload in case["sched"]:
             code, _ = _http(host.url, "POST", f"/instances/{ROOT}/raiseEvent/{name}", payload)
             if code not in (202, 410):  # 410: it already ended (the reference drops it too)
                 return [f"raise {name} answered {code}"]
@@ -591,7 +591,7 @@ def _main_process(programs: int, seed: int, workers: int) -> int:
             problems = run_case_process(case, Path(directory))
         if problems:
             failures += 1
-            print(f"FAIL real-process case:\n  " + "\n  ".join(problems) + "\n  case: "
+            print("FAIL real-process case:\n  " + "\n  ".join(problems) + "\n  case: "
                   + json.dumps(case, separators=(",", ":")), flush=True)
     print(f"fuzz: {programs} real-process programs, {kills} kill -9, {failures} failing, in "
           f"{time.perf_counter() - started:.1f} s (FUZZ_SEED={seed})")

@@ -98,7 +98,7 @@ def _value(task: Any, x: dict[str, Any]) -> Any:
         index = next(i for i, child in enumerate(task.children) if child is winner)
         return ["any", index, _value(winner, x["of"][index])]
     if kind == "all":
-        return [_value(child, sub) for child, sub in zip(task.children, x["of"])]
+        return [_value(child, sub) for child, sub in zip(task.children, x["of"], strict=True)]
     if kind == "timer":
         return "t"
     return task.result
