@@ -7,8 +7,9 @@ it)::
      "crashes": [t, ...]}
 
 ``prog`` is described in ``tests/fuzz/app/function_app.py``; schedule verbs are
-``[t, "raise", name, payload]``, ``[t, "suspend"]``, ``[t, "resume"]``, ``[t, "terminate"]``
-(optionally naming a child instance id after the verb). Times are virtual seconds after the
+``[t, "raise", name, payload]`` (``[t, "raise", name, payload, child id]`` for a child),
+``[t, "suspend"]``, ``[t, "resume"]``, ``[t, "terminate"]`` (optionally naming a child instance
+id after the verb). Times are virtual seconds after the
 start; ``crashes`` are the instants at which the devhost process dies (kill -9) and restarts.
 
 Every feature has a name (:data:`FEATURES`); :func:`generate` draws only those in its
@@ -33,6 +34,7 @@ FEATURES = (
     "terminate",           # terminate at a drawn time
     "sub",                 # sub-orchestrations (generated and explicit ids)
     "terminate_child",     # terminate a running sub-orchestration
+    "child_events",        # events raised to sub-orchestrations (explicit ids) that wait for them
     "big_status",          # custom status over the 16 KB cap
     "crash",               # kill -9 and restart at drawn times
 )
@@ -130,7 +132,9 @@ class _Draw:
             retry = [rng.choice((1000, 3000)), rng.randint(1, 3)]
         explicit = retry is None and rng.random() < 0.5
         self.child_ids += 1
-        body = self.body(rng.randint(1, 3), child_safe=True, sub_depth=sub_depth + 1)
+        # A child with an explicit id can be sent events: it may wait for them (and fail).
+        safe = not (explicit and self.has("child_events") and rng.random() < 0.5)
+        body = self.body(rng.randint(1, 3), child_safe=safe, sub_depth=sub_depth + 1)
         if rng.random() < 0.25 and (retry is None or self.has("retry_exhausted")):
             body.append({"t": "raise", "k": self.key("r")})
         return {"e": "sub", "k": self.key("s"), "p": {"gens": [body]},
@@ -182,10 +186,14 @@ def generate(seed: int, vocab: frozenset[str] | None = None, workers: int = 1
             sched.append([round(at + rng.uniform(0.01, 100.0), 3), "resume"])
     if d.has("terminate") and rng.random() < 0.15:
         sched.append([_when(rng), "terminate"])
+    for child, child_names in sorted(_explicit_children(prog, "fz").items()):
+        for _ in range(rng.randint(0, 3) if child_names else 0):
+            sched.append([_when(rng), "raise", rng.choice(sorted(child_names)),
+                          {"e": rng.randint(0, 99)}, child])
     if d.has("terminate_child") and rng.random() < 0.3:
         children = sorted(_explicit_children(prog, "fz"))
         if children:
-            sched.append([_when(rng), "terminate", rng.choice(children)])
+            sched.append([_when(rng), "terminate", rng.choice(list(children))])
     sched.sort(key=lambda e: e[0])
     crashes = sorted(_when(rng) for _ in range(rng.randint(1, 2))) \
         if d.has("crash") and rng.random() < 0.2 else []
@@ -214,13 +222,14 @@ def _wait_names(prog: dict[str, Any]) -> set[str]:
     return {x["n"] for x in _walk_exprs(prog) if x["e"] == "wait"}
 
 
-def _explicit_children(prog: dict[str, Any], parent: str) -> set[str]:
-    out = set()
+def _explicit_children(prog: dict[str, Any], parent: str) -> dict[str, set[str]]:
+    """Instance id -> event names it waits for, of every child with an explicit id."""
+    out: dict[str, set[str]] = {}
     for x in _walk_exprs(prog):
-        if x["e"] == "sub" and x["id"] is not None:
+        if x["e"] == "sub" and x["id"] not in (None, "="):
             child = f"{parent}-{x['id']}"
-            out.add(child)
-            out |= _explicit_children(x["p"], child)
+            out[child] = _wait_names(x["p"])
+            out.update(_explicit_children(x["p"], child))
     return out
 
 

@@ -158,7 +158,8 @@ class Reference:
             at, verb, *args = entry
             target = args[0] if verb in ("suspend", "resume", "terminate") and args else None
             if verb == "raise":
-                self.send(at, self.root, "event", racy=True, name=args[0], payload=args[1])
+                target = args[2] if len(args) > 2 else self.root
+                self.send(at, target, "event", racy=True, name=args[0], payload=args[1])
             else:
                 self.send(at, target or self.root, verb, racy=True,
                           reason=f"fuzz {verb} at {at}")

@@ -199,7 +199,8 @@ class Devhost:
 def _act(dh: Devhost, entry: list[Any], worker: int) -> None:
     at, verb, *args = entry
     if verb == "raise":
-        dh.request(worker, "POST", f"/instances/{ROOT}/raiseEvent/{args[0]}", args[1])
+        target = args[2] if len(args) > 2 else ROOT
+        dh.request(worker, "POST", f"/instances/{target}/raiseEvent/{args[0]}", args[1])
     else:
         target = args[0] if args else ROOT
         dh.request(worker, "POST", f"/instances/{target}/{verb}", None,
