@@ -139,6 +139,7 @@ class Reference:
         self.origins = itertools.count(1)
         self.instances: dict[str, Instance] = {}
         self.attempts: dict[str, int] = {}
+        self._made: dict[str, int] = {}  # attempts started per activity call key
         self.now = 0.0
         self.origin = 0  # the causal step now running (an episode, a schedule entry)
 
@@ -151,7 +152,7 @@ class Reference:
         heapq.heappush(self.queue, Message(max(at, self.now), next(self.seq), iid, kind, data,
                                            racy and (at > self.now or kind == "act"), origin))
 
-    def run(self, horizon: float = 60 * 86400.0) -> Outcome:
+    def run(self, horizon: float = 40 * 86400.0) -> Outcome:
         self.instances[self.root] = Instance(self.root, self.case["prog"], None)
         self.send(0.0, self.root, "start")
         for entry in self.case.get("sched", []):
@@ -428,12 +429,6 @@ class Reference:
                                                 (inst.iid, inst.execution, task))
             self.send(self.now, child_id, "start")
 
-    @property
-    def _made(self) -> dict[str, int]:
-        if not hasattr(self, "_made_"):
-            self._made_: dict[str, int] = {}
-        return self._made_
-
     def _attempt_done(self, inst: Instance, task: Task, ok: bool, value: Any) -> None:
         retry = task.x.get("r")
         if ok or not retry:
@@ -585,6 +580,8 @@ def _value(task: Task) -> Any:
     return task.value
 
 
-def interpret(case: dict[str, Any], root: str = "fz") -> Outcome:
-    """The outcome the host's rules give for ``case`` (see module docstring)."""
-    return Reference(case, root).run()
+def interpret(case: dict[str, Any], root: str = "fz", horizon: float = 40 * 86400.0
+              ) -> Outcome:
+    """The outcome the host's rules give for ``case`` once ``horizon`` seconds have passed (see
+    module docstring)."""
+    return Reference(case, root).run(horizon)

@@ -333,7 +333,7 @@ def new_stats() -> dict[str, int]:
 def run_case(case: dict[str, Any], stats: dict[str, int] | None = None) -> list[str]:
     """Run ``case`` on devhost and the reference; the problems found (empty: it passes)."""
     stats = new_stats() if stats is None else stats
-    expected = reference.interpret(case, ROOT)
+    expected = reference.interpret(case, ROOT, HORIZON)
     if expected.ambiguous:
         stats["unmodelled" if expected.ambiguous.startswith("unmodelled") else "ambiguous"] += 1
         return []
@@ -344,6 +344,15 @@ def run_case(case: dict[str, Any], stats: dict[str, int] | None = None) -> list[
             body, dh, episodes, problems = await _run_devhost(case, Path(directory), stats)
             try:
                 problems += compare(case, expected, body)
+                # At least once: every result the reference's run used was produced by a
+                # completed execution of the activity (more are allowed: re-runs after a crash).
+                for key, used in expected.results.items():
+                    if ":" in key:
+                        continue  # a child whose id devhost generates (the reference's differs)
+                    done = APP.ATTEMPTS.get(key, 0)
+                    if done < used:
+                        problems.append(f"activity {key}: {used} result(s) used, only {done} "
+                                        f"execution(s) completed")
                 problems += _check_history(dh, episodes)
                 stats["episodes"] += len(episodes.calls)
                 if episodes.longest > EPISODE_BOUND:
@@ -378,7 +387,7 @@ def run_case_process(case: dict[str, Any], directory: Path, deadline: float = 30
     database; then compare the final status with the reference's."""
     from devhost.process import DevhostProcess  # only this mode starts processes
 
-    expected = reference.interpret(case, ROOT)
+    expected = reference.interpret(case, ROOT, HORIZON)
     host = DevhostProcess(APP_DIR, directory / "fuzz.sqlite3", workers=case["workers"])
     host.start()
     try:
@@ -519,7 +528,7 @@ def _kind(problem: str) -> str:
 def _fails_alike(kind: str) -> Callable[[dict[str, Any]], bool]:
     def fails(case: dict[str, Any]) -> bool:
         try:
-            expected = reference.interpret(case, ROOT)
+            expected = reference.interpret(case, ROOT, HORIZON)
             return not expected.ambiguous and any(_kind(p) == kind for p in run_case(case))
         except Exception:
             return False

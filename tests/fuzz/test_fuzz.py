@@ -49,7 +49,7 @@ def _case(*gens: list[dict[str, Any]], sched: list[list[Any]] | None = None
 
 
 def _passes(case: dict[str, Any]) -> None:
-    expected = reference.interpret(case, runner.ROOT)
+    expected = reference.interpret(case, runner.ROOT, runner.HORIZON)
     assert not expected.ambiguous, expected.ambiguous
     assert runner.run_case(case) == []
 
