@@ -734,6 +734,7 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
     walk = _Walk(app, inst, facts, at)
     state, error, user_exc = None, None, None
     can, done_at = None, None
+    walked = False  # the walk invoked every action it reached without raising
     # Holds what the orchestrator logs (on this thread) until the engine writes the lines.
     invocation = hostlog.Invocation(inst.name, hostlog.DURABLE_REASON, inst.instance_id,
                                     defer=True)
@@ -751,6 +752,7 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
             # Also with an error: the extension invokes and awaits every action before it
             # fails the orchestration (OutOfProcOrchestrationShim.ScheduleDurableTaskEvents).
             can, done_at = _walk(walk, state)
+            walked = True
     except (OrchestrationError, NonDeterminism) as exc:
         error, done_at = str(exc), _NO_EVENT
     run = Run(invocation, error, user_exc)
@@ -783,7 +785,13 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
                                      OrchestrationStatus=1, Result=commit.output)]
             commit.messages = _parent_notice(inst, at, output=commit.output)
         commit.set_output = True
-        commit.new_work, commit.cancel_timers, commit.children = [], [], []
+        commit.cancel_timers = []
+        if not walked:
+            commit.new_work, commit.children = [], []
+        # Else what this last episode scheduled still happens: DTFx carries out every action of
+        # the episode that completes or fails the orchestration (TaskOrchestrationDispatcher
+        # sends its activity and sub-orchestration messages too; the extension's fire-and-forget
+        # StartNewOrchestration relies on it). Their results find the instance finished.
         commit.dead_execution = inst.execution_id
     elif done and can is not None:
         return Outcome(_continue_as_new(snap, commit, can, deliver, delivered_at, done_at),

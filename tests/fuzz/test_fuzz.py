@@ -208,3 +208,14 @@ async def test_the_determinism_check_reports_a_stored_history_that_replays_diffe
         assert found and "non-deterministic" in found[0], found
     finally:
         await dh.close()
+
+
+def test_what_the_last_episode_schedules_still_runs() -> None:
+    """Found by the at-least-once check: the orchestrator scheduled a sub-orchestration in the
+    episode in which it completed (a task_any won at once by a buffered event); devhost dropped
+    it, DTFx carries out every action of that episode, so the child starts and runs."""
+    child = {"e": "sub", "k": "s1", "id": "c1", "r": None,
+             "p": {"gens": [[_do(_act("a2", [False]))]]}}
+    race = {"e": "any", "of": [child, {"e": "wait", "n": "B"}]}
+    _passes(_case([_do(_act("a1", [False], d=10.0)), _do(race)],
+                  sched=[[5.0, "raise", "B", {"e": 1}]]))
