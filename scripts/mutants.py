@@ -209,6 +209,10 @@ MUTANTS = [
            "    if done_at is None and state is not None:",
            "    if done_at is None and state is None:",
            ("tests/fuzz/test_fuzz.py::test_a_caught_task_all_failure_keeps_the_instance_running_while_a_sibling_is_pending",)),
+    Mutant("the last episode's actions still run", "devhost/episode.py",
+           "        if not walked:",
+           "        if True:",
+           ("tests/fuzz/test_fuzz.py::test_what_the_last_episode_schedules_still_runs",)),
     Mutant("every pending timer survives a restart", "devhost/store.py",
            '        return list(self.db.execute("SELECT DISTINCT instance_id, visible_at FROM inbox"))',
            '        return list(self.db.execute("SELECT instance_id, MIN(visible_at) FROM inbox '
