@@ -14,7 +14,7 @@ PORT ?= 7071
 WORKERS ?= 1
 BENCH_ARGS ?=
 
-.PHONY: run test lint chaos fuzz bench bench-smoke mutants mutmut venv infra-venv clean azurite
+.PHONY: run test lint chaos fuzz bench bench-smoke mutants mutmut customisation venv infra-venv clean azurite
 
 venv: $(STAMP)
 
@@ -90,6 +90,11 @@ bench-smoke: $(BENCH_STAMP)
 # One mutant per guarantee (scripts/mutants.py): each must make the test that proves it fail.
 mutants: $(STAMP)
 	$(PY) scripts/mutants.py
+
+# The README's one-line customisation, applied to a temporary copy: the stop answers while the
+# added step runs, only tests/template fail (each naming its fix command), the contract passes.
+customisation: $(STAMP)
+	$(PY) scripts/customisation.py --contract all
 
 # Mutation testing of workflow/ against its unit tests (mutmut; config in setup.cfg).
 mutmut: $(MUTATION_STAMP)

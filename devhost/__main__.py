@@ -13,7 +13,7 @@ from devhost import hostlog, shutdown, supervisor
 from devhost.appfiles import AppLoadError
 from devhost.dashboard import PATH as DASHBOARD_PATH
 from devhost.host import Config, Devhost
-from devhost.store import StoreLocked
+from devhost.store import NotADevhostStore, StoreLocked
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
@@ -95,7 +95,7 @@ async def serve(config: Config) -> int:
     host = Devhost(config)
     try:
         await host.start()
-    except (AppLoadError, StoreLocked, OSError) as exc:
+    except (AppLoadError, StoreLocked, NotADevhostStore, OSError) as exc:
         print(f"devhost: {exc}", file=sys.stderr)
         return 2
     if config.worker_index == 0:

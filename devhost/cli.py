@@ -16,7 +16,10 @@ Exit codes (scripts may rely on them):
     1  devhost refused the request (unknown instance, already finished, bad request...);
     2  bad command line (unknown verb or flag, a value that is not JSON);
     3  devhost cannot be reached: nothing listens at ``--url``, or the ``--db`` file is
-       missing or in use by a running devhost, or the app cannot be loaded;
+       missing, empty, not a devhost database (another program's SQLite file, any other
+       file: recognised by devhost's ``application_id`` or, for an older store, its exact
+       schema, and never changed), read-only or in a read-only directory, or in use by a
+       running devhost, or the app cannot be loaded;
     4  the verb is not supported by devhost (rewind).
 
 Output: human-readable tables (every value printed with control characters escaped, so an
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sqlite3
 import sys
 import urllib.error
 import urllib.parse
@@ -99,10 +102,13 @@ class DbTransport:
         from devhost.engine import Engine
         from devhost.loader import load_app
         from devhost.management import ManagementApi
-        from devhost.store import Store, StoreLocked
+        from devhost.store import NotADevhostStore, Store, StoreLocked, check_database
 
-        if not os.path.isfile(db):
-            raise CliError(UNREACHABLE, f"no devhost database at {db}")
+        try:
+            # Before anything else: a file that is not a devhost store is never changed.
+            check_database(db, create=False)
+        except NotADevhostStore as exc:
+            raise CliError(UNREACHABLE, str(exc)) from None
         try:
             load_settings(app_dir)
             app = load_app(app_dir)
@@ -110,9 +116,13 @@ class DbTransport:
             raise CliError(UNREACHABLE, f"--db needs the app that owns the database "
                                         f"(--app, default '.'): {exc}") from None
         try:
-            self.store = Store(db, lock_wait=0.0)
+            self.store = Store(db, lock_wait=0.0, create=False)
         except StoreLocked as exc:
             raise CliError(UNREACHABLE, f"{exc}; use --url to talk to it instead") from None
+        except NotADevhostStore as exc:
+            raise CliError(UNREACHABLE, str(exc)) from None
+        except (OSError, sqlite3.Error) as exc:
+            raise CliError(UNREACHABLE, f"cannot use the devhost database {db}: {exc}") from None
 
         class QueueingEngine(Engine):
             """Queues work instead of running it: the next devhost start resumes every

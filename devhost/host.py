@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from devhost import fastpath, shutdown
+from devhost import connections, fastpath, shutdown
 from devhost.appfiles import load_settings
 from devhost.engine import Engine
 from devhost.loader import LoadedApp, load_app
@@ -90,9 +90,9 @@ class Devhost:
             self.engine = Engine(self.store, self.app)
             management = ManagementApi(self.store, self.engine, self.app)
             server = DevServer(self.app, self.engine, management, self.config.host)
-            self._runner = web.AppRunner(server.build(), access_log=None,
-                                         handle_signals=False,
-                                         shutdown_timeout=self.config.grace)
+            self._runner = connections.LimitedRunner(server.build(), connections.Limits(),
+                                                     access_log=None, handle_signals=False,
+                                                     shutdown_timeout=self.config.grace)
             await self._runner.setup()
             # Workers each listen on the same port; the kernel spreads connections among them.
             site = web.TCPSite(self._runner, self.config.host, self.config.port,

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from urllib.parse import quote, unquote
 
 from devhost import history as h
+from devhost import payloads
 from devhost.engine import Engine
 from devhost.limits import body_limit, too_large
 from devhost.loader import LoadedApp
@@ -34,6 +35,8 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 #: honours any ``pollingInterval``, but a zero one would spin devhost's only event loop.
 MIN_POLLING_INTERVAL = 0.01
 #: ``OrchestrationRuntimeStatus`` numbers, which the host's ``Enum.TryParse`` also accepts.
+#: .NET ``int`` (Int32), the range ``int.TryParse`` accepts for ``top``.
+_INT32 = (-2**31, 2**31 - 1)
 _STATUS_NUMBERS = {"0": "Running", "1": "Completed", "2": "ContinuedAsNew", "3": "Failed",
                    "4": "Canceled", "5": "Terminated", "6": "Pending", "7": "Suspended"}
 
@@ -155,17 +158,16 @@ def terminate_output(reason: str | None) -> Any:
     if not text:
         return ""
 
-    def reject(constant: str) -> Any:
-        raise ValueError(constant)  # NaN/Infinity: keep the text, output stays valid JSON
-
     try:
-        return json.loads(text, parse_constant=reject)
+        # Text the host's reader refuses (NaN, 1e999, nesting past its MaxDepth) stays text,
+        # as ParseToJToken's JsonReaderException fallback keeps it; the output is valid JSON.
+        return payloads.parse_strict(text.encode())
     except ValueError:
         return reason
 
 
 def _loads_or_none(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return payloads.read_stored(text)
 
 
 class ManagementApi:
@@ -339,8 +341,10 @@ class ManagementApi:
             return _error(400, problem)
         if body.strip():
             try:
-                stored_input: str | None = json.dumps(json.loads(body), separators=(",", ":"))
+                stored_input: str | None = json.dumps(payloads.parse_strict(body),
+                                                      separators=(",", ":"))
             except ValueError as exc:
+                # HttpApiHandler.HandleStartOrchestratorRequestAsync: JsonReaderException -> 400.
                 return _error(400, f"the request body is not valid JSON: {exc}")
         else:
             stored_input = None
@@ -393,6 +397,8 @@ class ManagementApi:
             top = int((query.get("top") or "").strip())
         except ValueError:
             top = 100
+        if not _INT32[0] <= top <= _INT32[1]:
+            top = 100  # the host's int.TryParse (TryGetIntQueryParameterValue) fails: no filter
         if top <= 0:
             raise ValueError("top must be a positive number")
         token = headers.get(CONTINUATION_HEADER) or query.get("continuationToken")
@@ -413,9 +419,13 @@ class ManagementApi:
             problem = "Only application/json request content is supported"
         else:
             try:
-                value = json.loads(body) if body.strip() else None
+                # An empty body too: ConvertToJToken("") throws JsonReaderException, which
+                # HttpApiHandler.HandleRaiseEventRequestAsync answers 400 "Invalid JSON content".
+                if not body.strip():
+                    raise ValueError("the body is empty; send a JSON value (null for none)")
+                value = payloads.parse_strict(body)
             except ValueError as exc:
-                problem = f"the request body is not valid JSON: {exc}"
+                problem = f"Invalid JSON content: {exc}"
         if problem is not None:
             # The host answers 404/410 before it looks at the content
             # (HttpApiHandler.HandleRaiseEventRequestAsync); only a bad request pays this read.

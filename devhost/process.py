@@ -33,11 +33,13 @@ class DevhostProcess:
 
     def __init__(self, app_dir: Path, db: Path, env: dict[str, str] | None = None,
                  log: Path | None = None, workers: int = 1, log_level: str | None = "WARNING",
-                 args: tuple[str, ...] = ()) -> None:
-        """``log_level`` None: the app's host.json levels; ``args``: more command-line flags."""
+                 args: tuple[str, ...] = (), nofile: int | None = None) -> None:
+        """``log_level`` None: the app's host.json levels; ``args``: more command-line flags;
+        ``nofile``: the child's descriptor limit (``ulimit -n``), e.g. macOS's 256."""
         self.app_dir, self.db, self.env = Path(app_dir), Path(db), env or {}
         self.workers = workers
         self.log_level, self.args = log_level, tuple(args)
+        self.nofile = nofile
         self.log = log or self.db.with_suffix(".log")
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -61,7 +63,8 @@ class DevhostProcess:
                 [sys.executable, "-m", "devhost", "--app", str(self.app_dir), "--port",
                  str(self.port), "--db", str(self.db), "--workers", str(self.workers),
                  *(("--log-level", self.log_level) if self.log_level else ()), *self.args],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=self._limit_descriptors if self.nofile else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -74,6 +77,11 @@ class DevhostProcess:
                 time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"devhost did not become ready in {timeout}s:\n{self.output()}")
+
+    def _limit_descriptors(self) -> None:
+        import resource
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def output(self) -> str:
         try:

@@ -10,7 +10,8 @@ One aiohttp application on one origin serves:
 - ``/admin/host/status``: a readiness probe, as on the real host;
 - ``/_devhost/``: the dashboard (:mod:`devhost.dashboard`).
 
-Every request first passes :mod:`devhost.guard` (Host and Origin rules).
+Every request first passes :mod:`devhost.guard` (Host and Origin rules, after routing), and
+every connection :mod:`devhost.connections` (header and body timeouts, the connection cap).
 
 Function keys are not enforced, exactly like ``func start`` locally. Request bodies are limited
 like the host limits them (app setting ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``, default 100 MB):
@@ -28,7 +29,7 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from devhost import guard, hostlog
+from devhost import connections, guard, hostlog
 from devhost.dashboard import Dashboard
 from devhost.engine import Engine
 from devhost.limits import body_limit, too_large
@@ -71,6 +72,30 @@ def _to_response(result: Any) -> web.Response:
     raise TypeError(f"an HTTP function returned {type(result).__name__}, not an HttpResponse")
 
 
+def raw_tail(raw_path: str, base: str) -> str:
+    """The still percent-encoded rest of ``raw_path`` after the route's base path ``base``
+    (``/durabletask``), which aiohttp matched on the *decoded* path: ``/%64urabletask/x`` has
+    the tail ``/x``. A raw path whose decoded start is not ``base`` (aiohttp would not have
+    routed it here) yields the whole raw path, which no handler route matches."""
+    pos, decoded = 0, ""
+    while len(decoded) < len(base) and pos < len(raw_path):
+        chunk = raw_path[pos:pos + 3]
+        if chunk[:1] == "%" and len(chunk) == 3 and all(c in HEX for c in chunk[1:]):
+            decoded += chr(int(chunk[1:], 16))
+            pos += 3
+        else:
+            decoded += raw_path[pos]
+            pos += 1
+    if decoded != base:
+        return raw_path
+    rest = raw_path[pos:]
+    # aiohttp routes "%2F" as "/": an encoded separator right after the base is one too.
+    return "/" + rest[3:] if rest[:3].upper() == "%2F" else rest
+
+
+HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def _from_reply(reply: Reply) -> web.Response:
     return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
 
@@ -82,6 +107,7 @@ class DevServer:
                  bind_host: str = "127.0.0.1", max_body: int | None = None) -> None:
         self.app, self.engine, self.management = app, engine, management
         self.policy = guard.HostPolicy.for_bind(bind_host)
+        self.cors = guard.CorsPolicy.for_app(app.directory)
         self.max_body = body_limit() if max_body is None else max_body
         self.rpc_origin = ""
         self._bindings: dict[str, str] = {}
@@ -95,40 +121,57 @@ class DevServer:
 
     def build(self) -> web.Application:
         web_app = web.Application(client_max_size=self.max_body,
-                                  middlewares=[guard.middleware(self.policy)])
+                                  middlewares=[connections.head_middleware,
+                                               guard.middleware(self.policy, self.is_app_route,
+                                                                self.cors)])
         Dashboard(self.app, self.management.store, self.management,
                   self.engine.forget).register(web_app)
         # "[\s\S]*", not ".*": aiohttp matches the decoded path, where "%0A" is a newline.
         tail = "/{tail:[\\s\\S]*}"
         for base in (RPC_PATH, WEBHOOK_PATH):
-            web_app.router.add_route("*", base + tail, self.serve_management)
+            web_app.router.add_route("*", base + tail,
+                                     functools.partial(self.serve_management, base))
         web_app.router.add_get("/admin/host/status", self.serve_status)
         prefix = f"/{self.app.route_prefix}" if self.app.route_prefix else ""
         web_app.router.add_route("*", prefix + tail, self.serve_function)
         return web_app
 
+    def is_app_route(self, request: web.Request) -> bool:
+        """Whether aiohttp routed ``request`` to the app's functions (decided on the decoded
+        path, exactly as routed: :mod:`devhost.guard` applies its rule after routing)."""
+        return request.match_info.handler == self.serve_function
+
     async def serve_status(self, request: web.Request) -> web.Response:
         return web.json_response({"state": "Running", "functions": len(self.app.http)})
 
     async def read_body(self, request: web.Request) -> bytes | web.Response:
-        """The request's body, or the 413 reply when it is larger than :attr:`max_body`: a
+        """The request's body, or the 413 reply when it is larger than :attr:`max_body` (a
         declared ``Content-Length`` is refused before anything is read, a chunked body once
-        the limit is reached (aiohttp's ``client_max_size`` stops reading there)."""
+        the limit is reached), or the 408 reply when it arrives slower than Kestrel's minimum
+        data rate (:func:`devhost.connections.read_body`)."""
         declared = request.content_length
         if declared is not None and declared > self.max_body:
             return _too_large(self.max_body, declared)
         try:
-            return await request.read()
+            body = await connections.read_body(request, self.max_body)
         except web.HTTPRequestEntityTooLarge:
             return _too_large(self.max_body, None)
+        if body is None:
+            response = web.json_response(
+                {"error": f"the request body arrived slower than "
+                          f"{connections.MIN_BODY_RATE:g} bytes/s (after "
+                          f"{connections.BODY_GRACE:g} s), the Functions host's minimum"},
+                status=408)
+            response.force_close()
+            return response
+        return body
 
-    async def serve_management(self, request: web.Request) -> web.Response:
-        raw = request.rel_url.raw_path
-        base = RPC_PATH if raw.startswith(RPC_PATH + "/") else WEBHOOK_PATH
+    async def serve_management(self, base: str, request: web.Request) -> web.Response:
         body = await self.read_body(request)
         if isinstance(body, web.Response):
             return body
-        reply = await self.management.serve(request.method, raw[len(base):], request.query,
+        tail = raw_tail(request.rel_url.raw_path, base)
+        reply = await self.management.serve(request.method, tail, request.query,
                                             request.headers, body,
                                             f"{request.scheme}://{request.host}",
                                             str(request.url))
@@ -136,8 +179,8 @@ class DevServer:
 
     async def serve_function(self, request: web.Request) -> web.Response:
         raw = request.rel_url.raw_path
-        prefix_len = len(self.app.route_prefix) + 1 if self.app.route_prefix else 0
-        relative = raw[prefix_len:]
+        prefix = f"/{self.app.route_prefix}" if self.app.route_prefix else ""
+        relative = raw_tail(raw, prefix)
         allowed: set[str] = set()
         for fn in self.app.http:
             values = fn.route.match(relative)

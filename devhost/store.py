@@ -33,6 +33,13 @@ from devhost.status import RuntimeStatus
 
 log = logging.getLogger("devhost.store")
 
+#: ``PRAGMA application_id`` of a devhost store ("dvhs"): tells devhost's database from any
+#: other SQLite file before anything is written to it.
+APPLICATION_ID = 0x64766873
+#: ``PRAGMA user_version``: the store's schema version.
+SCHEMA_VERSION = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
     instance_id TEXT PRIMARY KEY,
@@ -78,6 +85,17 @@ CREATE INDEX IF NOT EXISTS work_by_instance ON work (instance_id);
 """
 
 
+#: The timer monitor's table (:mod:`devhost.timers`), in the same database file.
+TIMER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS timer_schedule_status (
+    function_name TEXT PRIMARY KEY,
+    last TEXT,
+    next TEXT,
+    last_updated TEXT NOT NULL
+)
+"""
+
+
 #: The columns of ``instances`` in :class:`Instance` field order (named, never ``SELECT *``).
 INSTANCE_COLUMNS = ("instance_id, execution_id, name, version, status, input, output, "
                     "custom_status, created_at, updated_at, parent_instance_id, "
@@ -88,6 +106,83 @@ _WORK_COLUMNS = "work_id, instance_id, execution_id, task_id, name, input"
 
 class StoreLocked(RuntimeError):
     """Another devhost process holds this database file."""
+
+
+class NotADevhostStore(RuntimeError):
+    """The file is not a devhost database devhost may use (another program's SQLite file, a
+    text file, an empty file, a read-only file or directory); nothing was changed."""
+
+
+def _schema_signature(db: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's columns (name, type, not null, primary key position), by table name."""
+    tables = [r[0] for r in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    return {t: [(c[1], c[2], c[3], c[5]) for c in db.execute(f'PRAGMA table_info("{t}")')]
+            for t in tables}
+
+
+def _devhost_signature() -> dict[str, list[tuple[Any, ...]]]:
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA + ";" + TIMER_SCHEMA)
+        return _schema_signature(db)
+    finally:
+        db.close()
+
+
+def check_database(path: str, create: bool) -> None:
+    """Refuse, before anything is written (no WAL switch, no table, no ``.lock``), a ``path``
+    devhost must not use. Accepted: a devhost store (its ``application_id``, or, for a store
+    that predates it, only devhost's tables with exactly its columns), and with ``create`` a
+    missing or empty file, which becomes one. The header is read as bytes; SQLite opens the
+    file (read only) only for a store without an application id.
+
+    Raises: NotADevhostStore with a one-line reason.
+    """
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if not create:
+            raise NotADevhostStore(f"no devhost database at {path}") from None
+        header, mode = b"", None
+    except OSError as exc:
+        raise NotADevhostStore(f"cannot read {path}: {exc.strerror or exc}") from None
+    if os.path.isdir(directory) and not os.stat(directory).st_mode & 0o222:
+        raise NotADevhostStore(f"the directory {directory} is read-only; devhost needs to "
+                               f"write its lock and journal files beside the database")
+    if mode is not None and not mode & 0o222:
+        raise NotADevhostStore(f"{path} is read-only; devhost needs to write to its database")
+    if not header:
+        if create:
+            return
+        raise NotADevhostStore(f"{path} is empty, not a devhost database")
+    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
+        raise NotADevhostStore(f"{path} is not a SQLite database, so not a devhost one")
+    application_id = int.from_bytes(header[68:72], "big")
+    if application_id == APPLICATION_ID:
+        return
+    if application_id != 0:
+        raise NotADevhostStore(f"{path} is another program's SQLite database "
+                               f"(application id {application_id:#010x}), not devhost's")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = _schema_signature(db)
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise NotADevhostStore(f"{path} cannot be read as a SQLite database: {exc}") from None
+    ours = _devhost_signature()
+    # Some or all of devhost's tables (the timer monitor may have written its table first),
+    # each exactly as devhost creates it, and nothing else.
+    if not found or any(ours.get(table) != columns for table, columns in found.items()):
+        tables = ", ".join(sorted(found)) or "no tables"
+        raise NotADevhostStore(f"{path} is a SQLite database of another program ({tables}), "
+                               f"not devhost's")
 
 
 class InstanceNotFound(LookupError):
@@ -330,7 +425,12 @@ class Store:
 
     def __init__(self, path: str, synchronous: str = "NORMAL", *, shared: bool = False,
                  checkpoint: bool = True, lock_wait: float = 2.0,
-                 wal_limit: int = WAL_SIZE_LIMIT) -> None:
+                 wal_limit: int = WAL_SIZE_LIMIT, create: bool = True) -> None:
+        """Open (``create``: or create) the devhost store at ``path``.
+
+        Raises: NotADevhostStore (:func:`check_database`; nothing changed), StoreLocked.
+        """
+        check_database(path, create)
         self.path = os.path.abspath(path)
         self._wal_path = self.path + "-wal"
         self._wal_limit = wal_limit
@@ -359,6 +459,9 @@ class Store:
         self.db.execute(f"PRAGMA journal_size_limit={wal_limit}")
         with self._locked():
             self.db.executescript(SCHEMA)
+            # New stores, and those that predate the id (recognised by their schema), carry it.
+            self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._checkpointer = Checkpointer(self.path) if checkpoint else None
 
     def close(self) -> None:

@@ -32,7 +32,8 @@ from collections.abc import Coroutine
 from typing import Any, Callable
 
 from devhost.host import Config
-from devhost.store import Store, StoreLocked, lock_database
+from devhost.store import (NotADevhostStore, Store, StoreLocked, check_database,
+                           lock_database)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -60,8 +61,9 @@ def run(config: Config, serve: Callable[[Config], Coroutine[Any, Any, int]]) -> 
     """Fork ``config.workers`` processes that each run ``serve(config)`` with their own
     ``worker_index``, and wait for them. Returns the exit code for the command line."""
     try:
+        check_database(config.database(), create=True)  # before the lock file is created
         lock = lock_database(config.database())
-    except StoreLocked as exc:
+    except (StoreLocked, NotADevhostStore) as exc:
         print(f"devhost: {exc}", file=sys.stderr)
         return 2
     # The schema, once, before the workers race for it; and the activity rows left by the

@@ -36,19 +36,14 @@ import azure.functions as func
 from azure.functions.timer import TimerRequest
 
 from devhost import hostlog, ncrontab
+from devhost.store import TIMER_SCHEMA
 
 log = logging.getLogger("devhost.timers")
 
 _SETTING = re.compile(r"%([^%]+)%")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS timer_schedule_status (
-    function_name TEXT PRIMARY KEY,
-    last TEXT,
-    next TEXT,
-    last_updated TEXT NOT NULL
-)
-"""
+# In devhost's database, which must recognise it (devhost.store.check_database).
+_SCHEMA = TIMER_SCHEMA
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """``make mutants``: one small change per guarantee must make the test that proves it fail.
 
 Each mutant below names the guarantee it breaks (the README's guarantees table, in order), a
-one-line change (an exact line of the code, replaced), and the test(s) that must catch it. Every
-mutant is applied to a fresh temporary copy of the repository (``git ls-files``; the working tree
-is never touched) and the named tests run there with this virtualenv's Python. A mutant whose
-tests still pass *survived*: the script prints the table and exits 1.
+one-line change (a line of the code, found by its content, never by its number: it may move and
+be re-indented), and the test(s) that must catch it. Every mutant is applied to a fresh temporary
+copy of the repository (``git ls-files``; the working tree is never touched) and the named tests
+run there with this virtualenv's Python. A mutant whose tests still pass *survived*; one whose
+line is no longer in its file (the code was customised or rewritten) *no longer applies* and is
+named with the line it looked for. Either way the script prints them and exits 1.
 
     python scripts/mutants.py            # run all (``make mutants``)
     python scripts/mutants.py -k stop    # only mutants whose guarantee or file matches "stop"
@@ -34,7 +36,7 @@ GUARANTEES = "tests/proofs/test_guarantees.py"
 class Mutant:
     guarantee: str
     path: str
-    original: str  # one whole line of ``path``, exactly as it is (leading spaces included)
+    original: str  # one whole line of ``path``; matched without its leading spaces
     mutated: str
     tests: tuple[str, ...]
 
@@ -64,6 +66,10 @@ MUTANTS = [
            "    if stopped_by == stop_id:",
            "    if stopped_by is not None:",
            (f"{GUARANTEES}::test_fifty_concurrent_stops_give_exactly_one_202_and_one_outcome",)),
+    Mutant("a stop is answered when the run takes its event", "workflow/lookup.py",
+           '    return not status.is_active or (isinstance(custom, Mapping) and custom.get("outcome") is not None)',
+           "    return not status.is_active",
+           ("tests/test_lookup.py::test_stop_is_confirmed_while_a_step_after_the_event_still_runs",)),
     Mutant("timer and stop racing give one outcome", "workflow/orchestrator.py",
            "        winner = yield context.task_any([event, timer])",
            "        winner = yield event",
@@ -96,7 +102,7 @@ MUTANTS = [
            "        else context.current_utc_datetime + timedelta(seconds=request.timeout_seconds)",
            "        else __import__('datetime').datetime.utcnow() + "
            "timedelta(seconds=request.timeout_seconds)",
-           ("tests/test_orchestrator.py::test_golden_history_replays_to_recorded_response",)),
+           ("tests/template/test_template_golden_histories.py::test_golden_history_replays_to_recorded_response",)),
     Mutant("the app is a valid v2 app", "function_app.py",
            "async def check(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:",
            "async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:",
@@ -257,15 +263,29 @@ def copy_repository(into: Path) -> None:
             shutil.copy2(source, target)
 
 
+class NoLongerApplies(Exception):
+    """The mutant's line is not in its file exactly once: the code it mutates has changed."""
+
+
 def apply(mutant: Mutant, root: Path) -> None:
-    """Replace the mutant's line; it must occur exactly once, so a drifted line fails loudly."""
+    """Replace the mutant's line, found by its content (leading spaces aside), keeping the
+    indentation it has now.
+
+    Raises:
+        NoLongerApplies: the line is absent or ambiguous (the message says which and where).
+    """
     path = root / mutant.path
+    if not path.is_file():
+        raise NoLongerApplies(f"{mutant.path} no longer exists")
     lines = path.read_text().split("\n")
-    hits = [i for i, line in enumerate(lines) if line == mutant.original]
+    wanted = mutant.original.strip()
+    hits = [i for i, line in enumerate(lines) if line.strip() == wanted]
     if len(hits) != 1:
-        raise SystemExit(f"{mutant.path}: expected the line once, found it {len(hits)} times:\n"
-                         f"  {mutant.original.strip()}")
-    lines[hits[0]] = mutant.mutated
+        raise NoLongerApplies(f"{mutant.path}: the line is there {len(hits)} times, not once: "
+                              f"{wanted}")
+    line = lines[hits[0]]
+    indent = line[:len(line) - len(line.lstrip())]
+    lines[hits[0]] = indent + mutant.mutated.strip()
     path.write_text("\n".join(lines))
 
 
@@ -286,15 +306,19 @@ def kill_processes_under(root: Path) -> int:
 
 
 def run(mutant: Mutant, timeout: float, mutate: bool = True) -> tuple[str, float, str]:
-    """``killed`` (the tests failed), ``SURVIVED`` (they passed) or ``error`` (no verdict), the
-    seconds it took, and pytest's line for the first failing test."""
+    """``killed`` (the tests failed), ``SURVIVED`` (they passed), ``NO LONGER APPLIES`` (its line
+    is gone) or ``error`` (no verdict), the seconds it took, and pytest's line for the first
+    failing test (or why the mutant no longer applies)."""
     started = time.monotonic()
     detail = ""
     with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
         root = Path(tmp)
         copy_repository(root)
         if mutate:
-            apply(mutant, root)
+            try:
+                apply(mutant, root)
+            except NoLongerApplies as exc:
+                return "NO LONGER APPLIES", time.monotonic() - started, str(exc)
         try:
             result = subprocess.run(
                 [PYTHON, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
@@ -362,8 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     survived = [m for m, verdict, _ in results if not verdict.startswith("killed")]
     print(f"\n{len(results) - len(survived)} of {len(results)} mutants killed in "
           f"{time.monotonic() - began:.0f} s")
-    for m in survived:
-        print(f"NOT KILLED: {m.guarantee} ({m.path})")
+    for m, verdict, _ in results:
+        if verdict == "NO LONGER APPLIES":
+            print(f"NO LONGER APPLIES: {m.guarantee} ({m.path}): its line is gone; point the "
+                  f"mutant at the code that now keeps this guarantee: {m.original.strip()}")
+        elif not verdict.startswith("killed"):
+            print(f"NOT KILLED: {m.guarantee} ({m.path})")
     return 1 if survived else 0
 
 

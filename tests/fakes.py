@@ -15,13 +15,16 @@ Time is a field (``now``) advanced by the test, never the wall clock.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+import azure.functions as func
 from azure.durable_functions.models import DurableOrchestrationClient
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 from azure.functions._durable_functions import _serialize_custom_object
@@ -108,6 +111,12 @@ class FakeDurableClient:
         # Like the host, run the orchestrator when an event arrives (see ``_process``); a test
         # turns this off to keep a run live, e.g. to stage a stop that is never confirmed.
         self.process_events = True
+        # The orchestrator ``_process`` replays: the app's own unless a test sets another
+        # (``df.Orchestrator.create(fn)``), e.g. the template plus a step after the event.
+        self.orchestrator: Callable[..., str] | None = None
+        # Like the host, run each activity the orchestrator schedules (the app's registered
+        # function) and replay again; off, scheduled activities stay in flight (run Running).
+        self.run_activities = True
         self.instances: dict[str, FakeInstance] = {}
         self.calls: list[tuple[str, str]] = []
         self.before_start_new: Callable[[], None] | None = None
@@ -206,21 +215,40 @@ class FakeDurableClient:
         return 202, None
 
     def _process(self, instance: FakeInstance) -> None:
-        """What the host does next: replay the app's real orchestrator over a history of the
-        instance's start and every event raised so far (one episode), and apply its outcome."""
-        from tests.app_index import replay
+        """What the host does next: replay the app's real orchestrator (or ``orchestrator``) over
+        a history of the instance's start and every event raised so far, run each activity it
+        schedules (``run_activities``) and replay again until it schedules nothing new, then
+        apply the outcome: its custom status, and Completed with the output once it is done,
+        Running otherwise (a step still in flight)."""
         from tests.histories import History
 
         history = History(json.loads(instance.input_text or "null"),
                           instance_id=instance.instance_id, started_at=self.now)
         for name, input_text in instance.events:
             history.event_raised(input_text, name)
-        state = replay(history.context())
+        state = self._replay(history)
+        completed = 0
+        while self.run_activities and not state["isDone"]:
+            activities = _activity_calls(state.get("actions", []))
+            if len(activities) == completed:
+                break
+            for task_id, action in activities[completed:]:
+                history.task_scheduled(task_id, action["functionName"], action.get("input"))
+                history.task_completed(task_id, _run_activity(action))
+            completed = len(activities)
+            state = self._replay(history)
         if state.get("customStatus") is not None:
             instance.custom_status = state["customStatus"]
         instance.runtime_status = "Completed" if state["isDone"] else "Running"
         if state["isDone"]:
             instance.output = state.get("output")
+
+    def _replay(self, history: Any) -> dict[str, Any]:
+        if self.orchestrator is None:
+            from tests.app_index import replay
+            return replay(history.context())
+        body = json.dumps(history.context())
+        return json.loads(self.orchestrator(context=func.OrchestrationContext(body)))
 
     # -- the DurableOrchestrationClient surface, with the SDK 1.7.0 translations ------------
 
@@ -283,6 +311,48 @@ class FakeDurableClient:
         }
         if code != 202:
             raise Exception(messages.get(code, f"Webhook returned unrecognized status code {code}"))
+
+
+def _activity_calls(actions: list[Any]) -> list[tuple[int, dict[str, Any]]]:
+    """``(task id, CallActivity action)`` in the order the orchestrator scheduled them. The SDK
+    numbers every task but an external-event wait from 0 in creation order
+    (``DurableOrchestrationContext._add_to_open_tasks``); compound tasks number their children."""
+    calls: list[tuple[int, dict[str, Any]]] = []
+    next_id = 0
+
+    def walk(items: list[Any]) -> None:
+        nonlocal next_id
+        for action in items:
+            if isinstance(action, list):
+                walk(action)
+            elif "compoundActions" in action:
+                walk(action["compoundActions"])
+            elif action["actionType"] != 6:  # WaitForExternalEvent: keyed by name, no number
+                if action["actionType"] == 0:  # CallActivity
+                    calls.append((next_id, action))
+                next_id += 1
+
+    walk(actions)
+    return calls
+
+
+def _run_activity(action: dict[str, Any]) -> str:
+    """Run the app's activity function the action names, as the worker does: the input decoded
+    from the action's JSON text, the result encoded back (``TaskCompleted.Result``). An
+    exception the activity raises propagates to the test (no ``TaskFailed`` is modelled)."""
+    from tests.app_index import functions
+
+    function = functions().get(action["functionName"])
+    assert function is not None, (
+        f"the orchestrator calls activity {action['functionName']!r}, which the app does not "
+        "register; set run_activities = False to leave it in flight")
+    argument = json.loads(action["input"]) if action.get("input") is not None else None
+    result = function.get_user_function()(**{function.get_trigger().name: argument})
+    if inspect.iscoroutine(result):
+        # An async activity, called from inside the test's running loop: run it on its own.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            result = pool.submit(asyncio.run, result).result()
+    return df_dumps(result)
 
 
 class FakeHostTransport:

@@ -18,6 +18,8 @@ from tests.fakes import df_dumps
 T0 = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
 EXECUTION_STARTED = 0
+TASK_SCHEDULED = 4
+TASK_COMPLETED = 5
 TIMER_CREATED = 10
 TIMER_FIRED = 11
 ORCHESTRATOR_STARTED = 12
@@ -96,6 +98,16 @@ class History:
 
     def timer_fired(self, timer_id: int, at: datetime) -> History:
         self._append(TIMER_FIRED, TimerId=timer_id, FireAt=timestamp(at))
+        return self
+
+    def task_scheduled(self, event_id: int, name: str, input_text: str | None) -> History:
+        """DTFx ``TaskScheduledEvent``: ``EventId`` is the task's sequence number."""
+        self._append(TASK_SCHEDULED, event_id=event_id, Name=name, Version="", Input=input_text)
+        return self
+
+    def task_completed(self, scheduled_id: int, result_text: str | None) -> History:
+        """DTFx ``TaskCompletedEvent``: ``TaskScheduledId`` names the scheduled task."""
+        self._append(TASK_COMPLETED, TaskScheduledId=scheduled_id, Result=result_text)
         return self
 
     def context(self, long_timers: bool = True) -> dict[str, Any]:

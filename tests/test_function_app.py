@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import function_app
-from tests.app_index import functions, replay
+from tests.app_index import WITH_A_STEP_AFTER_THE_EVENT, functions, replay_wait
 from tests.fakes import SYSTEM_KEY, FakeDurableClient, FakeHostTransport, binding_json
 from tests.histories import History
 from workflow import endpoints
@@ -177,6 +177,20 @@ async def test_stop_returns_202_and_delivers_the_body_as_payload(fake: FakeDurab
     assert name == "Workflow" and json.loads(json.loads(text))["payload"] == {"approved": True}
 
 
+async def test_stop_is_202_confirmed_with_the_run_running_while_a_later_step_runs(
+        fake: FakeDurableClient) -> None:
+    fake.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    fake.run_activities = False  # the step after the event is in flight
+    await start(fake)
+    response = await stop(fake, body=b'{"approved": true}')
+    assert response.status_code == 202
+    body = parsed(response)
+    assert (body["confirmed"], body["runtimeStatus"], body["output"]) == (True, "Running", None)
+    assert body["customStatus"]["outcome"] == "stopped" and body["customStatus"]["stoppedBy"]
+    assert parsed(await check(fake))["customStatus"] == body["customStatus"]
+    assert (await stop(fake, body=b"2")).status_code == 409  # the wait is over: one winner
+
+
 async def test_stop_with_empty_body_sends_null(fake: FakeDurableClient) -> None:
     fake.seed("workflow-aaron", "Running")
     assert (await stop(fake, method="GET")).status_code == 202
@@ -212,9 +226,10 @@ async def test_stop_payload_reaches_the_orchestrator_unchanged(fake: FakeDurable
     await start(fake)
     await stop(fake, body=json.dumps(posted).encode())
     instance = fake.instances["workflow-aaron"]
-    # Replay what the host would hand the orchestrator: the stored input and EventRaised.Input.
+    # Replay what the host would hand the orchestrator's wait: the stored input and
+    # EventRaised.Input.
     history = History(json.loads(instance.input_text)).event_raised(instance.events[0][1])
-    assert replay(history.context())["output"] == {"outcome": "stopped", "event": posted}
+    assert replay_wait(history.context())["output"] == {"outcome": "stopped", "event": posted}
 
 
 # -- bad input and backend failures -------------------------------------------------------------
@@ -314,3 +329,23 @@ class TestThroughTheRealWrapper:
         monkeypatch.setattr(function_app, "SETTINGS", Settings(timeout_seconds=30))
         await self.invoke("start", request("start", "aaron"))
         assert json.loads(host.instances["workflow-aaron"].input_text)["timeoutSeconds"] == 30
+
+
+# -- a status the backend cannot give as JSON (issue 19 item 4) -------------------------------
+
+
+@pytest.mark.parametrize("field", ["output", "custom_status"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [float("-inf")]])
+async def test_check_of_a_status_that_is_not_json_is_a_502_naming_the_key(
+    fake: FakeDurableClient, field: str, value: Any
+) -> None:
+    # A Python orchestrator may return NaN (the worker's json.dumps allows it).
+    fake.seed("workflow-aaron", "Completed", **{field: value})
+    response = await check(fake)
+    assert response.status_code == 502
+    body = parsed(response)
+    assert "aaron" in body["error"] and "not valid JSON" in body["error"]
+    # A start refused because of that run (409 with the run) is a 502 too, never a bare 500.
+    fake.seed("workflow-beth", "Running", **{field: value})
+    response = await start(fake, "beth")
+    assert response.status_code == 502 and "beth" in parsed(response)["error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from urllib.parse import quote
 
@@ -9,10 +10,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from workflow.errors import InvalidKey, InvalidPayload
+from workflow.errors import InvalidKey, InvalidPayload, PayloadTooLarge
 from workflow.inputs import (
     INSTANCE_ID_PREFIX,
     MAX_KEY_LENGTH,
+    MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_DEPTH,
     WorkflowKey,
     parse_key,
@@ -158,9 +160,21 @@ def test_non_json_or_non_finite_body_is_invalid(body: bytes) -> None:
 def test_payload_nesting_is_capped_at_the_documented_depth() -> None:
     at_limit = b"[" * MAX_PAYLOAD_DEPTH + b"]" * MAX_PAYLOAD_DEPTH
     assert parse_payload(at_limit) is not None
-    for depth in (MAX_PAYLOAD_DEPTH + 1, 980, 100_000):
+    for depth in (MAX_PAYLOAD_DEPTH + 1, 980, 10_000):
         with pytest.raises(InvalidPayload, match="deep"):
             parse_payload(b'{"a":' * depth + b"1" + b"}" * depth)
+    # Brackets inside strings are text, not nesting (escaped quotes included).
+    text = json.dumps(["[" * 100, '\\"' + "{" * 100]).encode()
+    assert parse_payload(text) == json.loads(text)
+
+
+def test_a_payload_past_the_size_limit_is_refused_before_it_is_parsed() -> None:
+    at_limit = json.dumps("x" * (MAX_PAYLOAD_BYTES - 2)).encode()
+    assert len(at_limit) == MAX_PAYLOAD_BYTES
+    assert parse_payload(at_limit) == "x" * (MAX_PAYLOAD_BYTES - 2)
+    for body in (at_limit + b" ", b"[" + b"[]," * 7_000_000 + b"[]]", b" " * (MAX_PAYLOAD_BYTES + 1)):
+        with pytest.raises(PayloadTooLarge, match="65,536 bytes"):
+            parse_payload(body)
 
 
 def test_integers_beyond_a_float_are_kept_exactly_up_to_pythons_digit_limit() -> None:
@@ -187,5 +201,6 @@ def test_payload_errors_say_what_is_wrong() -> None:
 
 
 def test_payload_nesting_beyond_the_parser_says_it_nests_too_deeply() -> None:
+    # Unbalanced, so the depth check leaves it to the parser, which recurses until it gives up.
     with pytest.raises(InvalidPayload, match=r"it nests too deeply$"):
-        parse_payload(b"[" * 100_000 + b"]" * 100_000)
+        parse_payload(b"[" * 30_000)

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.app_index import WITH_A_STEP_AFTER_THE_EVENT
 from tests.fakes import FakeDurableClient, FakeHostTransport, df_dumps
 from workflow import lookup
 from workflow.errors import (
@@ -219,6 +220,70 @@ async def test_of_two_concurrent_stops_exactly_one_wins_and_the_other_conflicts(
     assert winners[0].output == {"outcome": "stopped", "event": {"n": 1}}
 
 
+async def test_stop_is_confirmed_while_a_step_after_the_event_still_runs(door: Door) -> None:
+    """The verdict needs the run to have taken the event, not to have finished: the stop answers
+    from the record the episode that took the event wrote, with the run still Running."""
+    door.host.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    door.host.run_activities = False  # the step after the event is in flight
+    door.host.seed("workflow-aaron", "Running")
+    started = time.monotonic()
+    decided = await lookup.stop(door.client, KEY, {"n": 1}, Settings(stop_confirm_seconds=5))
+    assert time.monotonic() - started < 2.5  # not the 5 s window: confirmed from the record
+    assert decided is not None
+    [(_, data)] = raised_events(door)
+    assert decided.runtime_status == "Running" and decided.output is None
+    assert decided.custom_status == {"waitingFor": None, "outcome": "stopped",
+                                     "stoppedBy": data["stopId"]}
+
+
+async def test_a_later_stop_loses_at_once_while_the_winners_later_steps_run(door: Door) -> None:
+    door.host.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    door.host.run_activities = False  # the step after the event is in flight
+    door.host.seed("workflow-aaron", "Running")
+    assert await lookup.stop(door.client, KEY, "first", Settings()) is not None
+    with pytest.raises(StopConflict) as caught:
+        await lookup.stop(door.client, KEY, "second", Settings(stop_confirm_seconds=5))
+    assert caught.value.status.runtime_status == "Running"
+    assert door.host.instances["workflow-aaron"].runtime_status == "Running"
+
+
+async def test_stop_after_the_timeout_ended_the_wait_is_gone_while_later_steps_run(
+        door: Door) -> None:
+    door.host.seed("workflow-aaron", "Running",
+                   custom_status={"waitingFor": None, "outcome": "timed_out"})
+    door.host.process_events = False  # the run no longer waits: the event changes nothing
+    with pytest.raises(AlreadyFinished) as caught:
+        await lookup.stop(door.client, KEY, None, Settings(stop_confirm_seconds=5))
+    assert caught.value.status.runtime_status == "Running"
+    assert "no longer waits for the event: its timeout ended the wait first" in str(caught.value)
+
+
+async def test_stop_waits_while_the_run_only_waits(door: Door) -> None:
+    """A live run whose custom status is the wait's (or not yet written) has taken no event."""
+    door.host.seed("workflow-aaron", "Running",
+                   custom_status={"waitingFor": "Workflow", "until": None})
+    door.host.process_events = False
+    assert await lookup.stop(door.client, KEY, None, Settings(stop_confirm_seconds=0.05)) is None
+
+
+@pytest.mark.parametrize(("runtime_status", "custom_status", "decided"), [
+    ("Pending", None, False),
+    ("Running", {"waitingFor": "Workflow", "until": None}, False),
+    ("Running", {"waitingFor": None, "outcome": "stopped", "stoppedBy": None}, True),
+    ("Running", {"waitingFor": None, "outcome": "timed_out"}, True),
+    ("Running", "a user's own text status", False),
+    ("Suspended", {"waitingFor": None, "outcome": "stopped", "stoppedBy": "a" * 32}, True),
+    ("Completed", None, True),
+    ("Failed", {"waitingFor": "Workflow", "until": None}, True),
+    ("Terminated", None, True),
+])
+def test_a_run_is_decided_once_its_wait_has_an_outcome_or_it_ended(
+        runtime_status: str, custom_status: Any, decided: bool) -> None:
+    status = lookup.WorkflowStatus(key=KEY, instance_id=KEY.instance_id,
+                                   runtime_status=runtime_status, custom_status=custom_status)
+    assert lookup.is_decided(status) is decided
+
+
 async def test_stop_that_loses_to_the_timeout_is_gone_with_the_outcome(door: Door) -> None:
     door.host.seed("workflow-aaron", "Running")
     door.host.process_events = False
@@ -297,15 +362,17 @@ async def test_other_instances_not_found_message_is_not_mistaken_for_ours(door: 
         await lookup.stop(door.client, KEY, None, Settings())
 
 
+@pytest.mark.parametrize("runtime_status", ["Completed", "Running"])
 @pytest.mark.parametrize(("custom_status", "outcome"), [
     ({"stoppedBy": "a" * 32}, "won"),
     ({"stoppedBy": "b" * 32}, StopConflict),
     ({"outcome": "timed_out"}, AlreadyFinished),
     (None, AlreadyFinished),  # failed or terminated: no custom status names a stop
 ])
-def test_verdict_names_the_stop_that_ended_the_run(custom_status: Any, outcome: Any) -> None:
+def test_verdict_names_the_stop_that_ended_the_wait(
+        custom_status: Any, outcome: Any, runtime_status: str) -> None:
     finished = lookup.WorkflowStatus(key=KEY, instance_id=KEY.instance_id,
-                                     runtime_status="Completed", custom_status=custom_status)
+                                     runtime_status=runtime_status, custom_status=custom_status)
     if outcome == "won":
         assert lookup.verdict(finished, "a" * 32) is finished
     else:

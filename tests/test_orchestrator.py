@@ -1,4 +1,10 @@
-"""The orchestrator, replayed through the SDK's real entry point with hand-built histories."""
+"""The orchestrator, replayed through the SDK's real entry point with hand-built histories.
+
+The wait's guarantees (outcome, payload, timer, one winner, the record the stop answers from)
+are proven on ``wait_for_stop`` alone (``replay_wait``): they hold whatever steps a customised
+workflow puts around it. The app's own orchestrator is replayed where the test is about it as a
+whole (input validation, determinism, logs); its exact steps are pinned by tests/template.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,16 @@ import copy
 import json
 import logging
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import azure.durable_functions as df
+import azure.functions as func
 import pytest
 
-from tests.app_index import replay
+from tests.app_index import replay, replay_wait
 from tests.histories import T0, History, after, fire_at
-from workflow.orchestrator import normalize_event_payload, stop_event
+from workflow.orchestrator import WorkflowInput, normalize_event_payload, stop_event, wait_for_stop
 
-GOLDEN = Path(__file__).parent / "golden"
 HOUR = {"key": "aaron", "timeoutSeconds": 3600}
 FOREVER = {"key": "aaron", "timeoutSeconds": None}
 TEN_DAYS = {"key": "aaron", "timeoutSeconds": 10 * 24 * 3600}
@@ -45,7 +51,7 @@ def all_timer_actions(actions: list[Any]) -> list[dict[str, Any]]:
 
 
 def test_first_run_without_timeout_only_waits_for_the_event() -> None:
-    response = replay(History(FOREVER).context())
+    response = replay_wait(History(FOREVER).context())
     assert response == {
         "isDone": False,
         "schemaVersion": 2,
@@ -55,12 +61,12 @@ def test_first_run_without_timeout_only_waits_for_the_event() -> None:
 
 
 def test_zero_timeout_in_input_also_waits_forever() -> None:
-    response = replay(History({"key": "aaron", "timeoutSeconds": 0}).context())
+    response = replay_wait(History({"key": "aaron", "timeoutSeconds": 0}).context())
     assert response["actions"] == [[WAIT_ACTION]]
 
 
 def test_first_run_with_timeout_races_event_against_timer_at_deadline() -> None:
-    response = replay(History(HOUR).context())
+    response = replay_wait(History(HOUR).context())
     assert response == {
         "isDone": False,
         "schemaVersion": 2,
@@ -78,7 +84,7 @@ def test_first_run_with_timeout_races_event_against_timer_at_deadline() -> None:
 def test_event_completes_the_run_with_the_payload() -> None:
     history = History(FOREVER).end_episode()
     history.start_episode(after(T0, minutes=5)).event_from_client({"approved": True})
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["isDone"] is True
     assert response["output"] == {"outcome": "stopped", "event": {"approved": True}}
     assert response["customStatus"] == {"waitingFor": None, "outcome": "stopped", "stoppedBy": None}
@@ -89,7 +95,7 @@ def test_stop_event_from_the_app_names_the_winning_request_and_unwraps_the_paylo
     history = waiting_for_hour().start_episode(after(T0, minutes=5))
     history.event_from_client(stop_event(stop_id, {"approved": True}))
     history.event_from_client(stop_event("f" * 32, {"approved": False}))
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["output"] == {"outcome": "stopped", "event": {"approved": True}}
     assert response["customStatus"]["stoppedBy"] == stop_id
 
@@ -101,14 +107,14 @@ def test_stop_event_from_the_app_names_the_winning_request_and_unwraps_the_paylo
 ])
 def test_event_that_only_resembles_a_stop_event_is_delivered_whole(data: Any) -> None:
     history = waiting_for_hour().start_episode(after(T0, minutes=5)).event_from_webhook(data)
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["output"] == {"outcome": "stopped", "event": data}
     assert response["customStatus"]["stoppedBy"] is None
 
 
 def test_event_wins_and_cancels_the_timer() -> None:
     history = waiting_for_hour().start_episode(after(T0, minutes=5)).event_from_client("done")
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["output"] == {"outcome": "stopped", "event": "done"}
     [timer] = all_timer_actions(response["actions"][0])
     assert timer["isCanceled"] is True
@@ -116,7 +122,7 @@ def test_event_wins_and_cancels_the_timer() -> None:
 
 def test_timer_fired_completes_the_run_as_timed_out() -> None:
     history = waiting_for_hour().start_episode(after(T0, hours=1)).timer_fired(0, after(T0, hours=1))
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["isDone"] is True
     assert response["output"] == {"outcome": "timed_out"}
     assert response["customStatus"] == {"waitingFor": None, "outcome": "timed_out"}
@@ -129,7 +135,7 @@ def test_stop_before_orchestrator_waits_is_not_lost(timeout: dict[str, Any]) -> 
     # The event is already in the first episode, next to ExecutionStarted: the SDK buffers it
     # until the wait is yielded.
     history = History(timeout).event_from_client({"early": True})
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["isDone"] is True
     assert response["output"] == {"outcome": "stopped", "event": {"early": True}}
 
@@ -144,7 +150,7 @@ def test_event_and_timer_in_one_episode_yield_exactly_one_outcome(first: str, ou
         history.event_from_client("x").timer_fired(0, after(T0, hours=1))
     else:
         history.timer_fired(0, after(T0, hours=1)).event_from_client("x")
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["isDone"] is True
     assert response["output"]["outcome"] == outcome
     assert len([a for a in response["actions"][0] if a["actionType"] == 11]) == 1
@@ -162,14 +168,14 @@ def test_event_and_timer_in_one_episode_yield_exactly_one_outcome(first: str, ou
 def test_payload_from_python_client_arrives_as_posted(payload: Any) -> None:
     # DurableOrchestrationClient.raise_event double-encodes: Input = json.dumps(json.dumps(x)).
     history = waiting_for_hour().start_episode(after(T0, minutes=1)).event_from_client(payload)
-    assert replay(history.context())["output"]["event"] == payload
+    assert replay_wait(history.context())["output"]["event"] == payload
 
 
 @pytest.mark.parametrize("payload", [{"approved": True}, [1, 2], "plain text", 42, None], ids=repr)
 def test_payload_from_raw_webhook_post_arrives_as_posted(payload: Any) -> None:
     # A raw HTTP post to sendEventPostUri: Input = json.dumps(x), no extra encoding.
     history = waiting_for_hour().start_episode(after(T0, minutes=1)).event_from_webhook(payload)
-    assert replay(history.context())["output"]["event"] == payload
+    assert replay_wait(history.context())["output"]["event"] == payload
 
 
 def test_normalize_keeps_non_json_strings() -> None:
@@ -181,13 +187,13 @@ def test_normalize_keeps_non_json_strings() -> None:
 def test_event_with_another_name_does_not_stop_the_run() -> None:
     history = History(FOREVER).end_episode()
     history.start_episode(after(T0, minutes=1)).event_from_client("x", name="workflow")
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["isDone"] is False
 
 
 def test_second_event_after_completion_changes_nothing() -> None:
     history = History(FOREVER).event_from_client("first").event_from_client("second")
-    assert replay(history.context())["output"] == {"outcome": "stopped", "event": "first"}
+    assert replay_wait(history.context())["output"] == {"outcome": "stopped", "event": "first"}
 
 
 def test_ten_day_timeout_is_split_into_timers_the_backend_accepts() -> None:
@@ -195,7 +201,7 @@ def test_ten_day_timeout_is_split_into_timers_the_backend_accepts() -> None:
     timeline = []
     # Drive the run like the host: commit each new timer, then fire it at its fireAt.
     for timer_id in range(10):
-        response = replay(history.context())
+        response = replay_wait(history.context())
         if response["isDone"]:
             break
         timers = all_timer_actions(response["actions"][0])
@@ -215,7 +221,7 @@ def test_ten_day_timeout_is_split_into_timers_the_backend_accepts() -> None:
 def test_ten_day_timeout_without_long_timer_settings_would_be_one_timer() -> None:
     # Documents why the host's V3 settings matter: without them the SDK emits one 10-day
     # timer, which Azure Storage rejects.
-    response = replay(History(TEN_DAYS).context(long_timers=False))
+    response = replay_wait(History(TEN_DAYS).context(long_timers=False))
     [timer] = all_timer_actions(response["actions"][0])
     assert timer["fireAt"] == fire_at(after(T0, days=10))
 
@@ -225,7 +231,7 @@ def test_event_during_a_long_timeout_stops_the_run() -> None:
     history.start_episode(after(T0, days=3)).timer_fired(0, after(T0, days=3))
     history.end_episode().timer_created(1, after(T0, days=6))
     history.start_episode(after(T0, days=4)).event_from_client({"late": True})
-    response = replay(history.context())
+    response = replay_wait(history.context())
     assert response["output"] == {"outcome": "stopped", "event": {"late": True}}
 
 
@@ -239,7 +245,7 @@ def test_replay_emits_no_log_records(caplog: pytest.LogCaptureFixture) -> None:
     caplog.clear()
     second = waiting_for_hour().start_episode(after(T0, minutes=5)).event_from_client("x")
     replay(second.context())
-    assert [r.getMessage() for r in caplog.records] == ["workflow aaron finished: stopped"]
+    assert not any("waiting for" in r.getMessage() for r in caplog.records)
 
 
 def test_same_history_replays_to_the_same_response() -> None:
@@ -252,21 +258,6 @@ def test_malformed_input_fails_the_run_with_a_clear_message() -> None:
         replay(History({"nokey": 1}).context())
 
 
-@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
-def test_golden_history_replays_to_recorded_response(path: Path) -> None:
-    """Every episode of a run recorded on devhost (``python -m tests.golden.record``) replays,
-    through the current code, to the response the orchestrator gave when it was recorded."""
-    golden = json.loads(path.read_text())
-    for number, episode in enumerate(golden["episodes"], 1):
-        assert replay(episode["context"]) == episode["expected"], (golden["description"], number)
-
-
-def test_golden_histories_cover_the_recorded_runs() -> None:
-    assert {p.stem for p in GOLDEN.glob("*.json")} >= {
-        "stopped_by_client_event", "timed_out_after_one_hour", "stopped_before_first_wait",
-        "ten_day_timeout_split"}
-
-
 @pytest.mark.parametrize(("posted", "arrives"), [
     ("42", 42),  # a JSON string holding JSON text is parsed: the Python client's encoding
     ({"stopId": "a" * 32, "payload": [1]}, [1]),  # the app's own envelope is opened
@@ -275,10 +266,51 @@ def test_raw_webhook_post_arrives_as_posted_except_the_two_documented_shapes(
         posted: Any, arrives: Any) -> None:
     """The README's exceptions to 'as posted', for events that bypass the app's stop endpoint."""
     history = waiting_for_hour().start_episode(after(T0, minutes=1)).event_from_webhook(posted)
-    assert replay(history.context())["output"]["event"] == arrives
+    assert replay_wait(history.context())["output"]["event"] == arrives
 
 
 def test_malformed_input_names_the_field_and_the_rule() -> None:
     from workflow.orchestrator import WorkflowInput
     with pytest.raises(ValueError, match=r"^timeoutSeconds must be a whole number of seconds"):
         WorkflowInput.from_json({"key": "aaron", "timeoutSeconds": -1})
+
+
+def _wait_then_notify(context: df.DurableOrchestrationContext) -> Any:
+    """A customised workflow: the wait, then one step after the event."""
+    output = yield from wait_for_stop(context, WorkflowInput.from_json(context.get_input()))
+    yield context.call_activity("notify", output)
+    return output
+
+
+def replay_customised(history: History) -> dict[str, Any]:
+    handle = df.Orchestrator.create(_wait_then_notify)
+    return json.loads(handle(context=func.OrchestrationContext(json.dumps(history.context()))))
+
+
+@pytest.mark.parametrize(("outcome", "expected_status"), [
+    ("event", {"waitingFor": None, "outcome": "stopped", "stoppedBy": "0123456789abcdef" * 2}),
+    ("timer", {"waitingFor": None, "outcome": "timed_out"}),
+])
+def test_the_episode_that_ends_the_wait_records_its_outcome_before_a_later_step(
+        outcome: str, expected_status: dict[str, Any]) -> None:
+    """The stop answers from this record, so it must ride on the episode that takes the event
+    (or the timer), next to the later step's action, not wait for the run's last episode."""
+    history = waiting_for_hour().start_episode(after(T0, hours=1))
+    if outcome == "event":
+        history.event_from_client(stop_event("0123456789abcdef" * 2, {"n": 1}))
+    else:
+        history.timer_fired(0, after(T0, hours=1))
+    response = replay_customised(history)
+    assert response["isDone"] is False
+    assert response["customStatus"] == expected_status
+    [activity] = [a for a in response["actions"][-1] if a["actionType"] == 0]  # CallActivity
+    assert activity["functionName"] == "notify"
+
+
+def test_the_wait_takes_the_first_event_only_even_with_later_steps() -> None:
+    history = History(FOREVER).event_from_client(stop_event("a" * 32, 1))
+    history.event_from_client(stop_event("b" * 32, 2))
+    response = replay_customised(history)
+    assert response["customStatus"]["stoppedBy"] == "a" * 32
+    [activity] = [a for a in response["actions"][-1] if a["actionType"] == 0]
+    assert json.loads(activity["input"]) == {"outcome": "stopped", "event": 1}

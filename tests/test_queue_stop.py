@@ -8,10 +8,11 @@ import logging
 import aiohttp
 import pytest
 
+from tests.app_index import WITH_A_STEP_AFTER_THE_EVENT
 from tests.fakes import FakeDurableClient
 from workflow import queue_stop
 from workflow.errors import BackendUnavailable
-from workflow.inputs import MAX_PAYLOAD_DEPTH
+from workflow.inputs import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH
 from workflow.queue_stop import BadStopMessage, Outcome, parse_message, stop_from_message
 from workflow.settings import Settings
 
@@ -47,6 +48,8 @@ def test_event_is_optional_and_other_members_are_ignored() -> None:
     (message({"input": "aaron", "event": json.loads("[" * (MAX_PAYLOAD_DEPTH + 1)
                                                         + "]" * (MAX_PAYLOAD_DEPTH + 1))}),
      f"at most {MAX_PAYLOAD_DEPTH} levels"),
+    (message({"input": "aaron", "event": "x" * MAX_PAYLOAD_BYTES}),
+     f"at most {MAX_PAYLOAD_BYTES:,} bytes"),
 ])
 def test_messages_the_http_stop_would_refuse_are_bad_messages(body: bytes, fragment: str) -> None:
     with pytest.raises(BadStopMessage) as info:
@@ -71,6 +74,21 @@ async def test_a_queued_stop_ends_the_run_with_its_payload(caplog: pytest.LogCap
     run = host.instances["workflow-aaron"]
     assert run.runtime_status == "Completed"
     assert run.output == {"outcome": "stopped", "event": {"n": 1}}
+    assert "queued stop for key aaron: stopped" in caplog.text
+
+
+async def test_a_queued_stop_is_stopped_as_soon_as_the_run_takes_it_while_later_steps_run(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The same stop as over HTTP: confirmed from the run's record, not from the run's
+    end (waiting for the end would report UNCONFIRMED once the 5 s window passed)."""
+    host = FakeDurableClient()
+    host.orchestrator = WITH_A_STEP_AFTER_THE_EVENT
+    host.run_activities = False  # the step after the event is in flight
+    host.seed("workflow-aaron")
+    caplog.set_level(logging.INFO, logger="workflow.queue_stop")
+    outcome = await stop_from_message(message({"input": "aaron", "event": 1}), host, SETTINGS)
+    assert outcome is Outcome.STOPPED
+    assert host.instances["workflow-aaron"].runtime_status == "Running"
     assert "queued stop for key aaron: stopped" in caplog.text
 
 

@@ -18,6 +18,7 @@ KEY = parse_key("aaron")
 REQUEST_ERRORS = {
     errors.InvalidKey("bad"): HTTPStatus.BAD_REQUEST,
     errors.InvalidPayload("bad"): HTTPStatus.BAD_REQUEST,
+    errors.PayloadTooLarge("big"): HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     errors.NotFound(KEY): HTTPStatus.NOT_FOUND,
     errors.AlreadyRunning(WorkflowStatus(KEY, KEY.instance_id, "Running")): HTTPStatus.CONFLICT,
     errors.StopConflict(WorkflowStatus(KEY, KEY.instance_id, "Completed")): HTTPStatus.CONFLICT,
@@ -28,7 +29,10 @@ REQUEST_ERRORS = {
 
 
 def test_every_request_time_domain_exception_has_a_status() -> None:
-    request_time = set(errors.WorkflowError.__subclasses__()) - {errors.SettingsError}
+    direct = set(errors.WorkflowError.__subclasses__())
+    request_time = (direct | {sub for cls in direct for sub in cls.__subclasses__()}) - {
+        errors.SettingsError
+    }
     assert request_time == {type(exc) for exc in REQUEST_ERRORS}
 
 

@@ -38,12 +38,13 @@ async def check(req: func.HttpRequest, client: OrchestrationClient) -> func.Http
 
 
 async def stop(req: func.HttpRequest, client: OrchestrationClient, settings: Settings) -> func.HttpResponse:
-    """Raise the event with the request's JSON body: 202 this stop ended the run (or is still on
-    its way), 409 another stop ended it first, 404 unknown, 410 finished, 400 bad input."""
+    """Raise the event with the request's JSON body: 202 the run took this stop's event (or it
+    is still on its way), 409 another stop won first, 404 unknown, 410 finished or timed out,
+    400 bad input."""
     try:
         key = parse_key(req.route_params.get(ROUTE_PARAMETER))
         payload = parse_payload(req.get_body())
-        finished = await lookup.stop(client, key, payload, settings)
-        return responses.stopped(key, finished)
+        decided = await lookup.stop(client, key, payload, settings)
+        return responses.stopped(key, decided)
     except WorkflowError as exc:
         return responses.error(exc)

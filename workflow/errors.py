@@ -10,12 +10,18 @@ key or a run's status, so this module sits above ``inputs`` and ``status``.
 from __future__ import annotations
 
 from workflow.inputs import WorkflowKey
-from workflow.rejections import InvalidKey, InvalidPayload, SettingsError, WorkflowError
+from workflow.rejections import (
+    InvalidKey,
+    InvalidPayload,
+    PayloadTooLarge,
+    SettingsError,
+    WorkflowError,
+)
 from workflow.status import WorkflowStatus
 
 __all__ = [
     "AlreadyFinished", "AlreadyRunning", "BackendError", "BackendUnavailable", "InvalidKey",
-    "InvalidPayload", "NotFound", "SettingsError", "StopConflict", "WorkflowError",
+    "InvalidPayload", "NotFound", "PayloadTooLarge", "SettingsError", "StopConflict", "WorkflowError",
 ]
 
 
@@ -41,14 +47,18 @@ class AlreadyFinished(WorkflowError):
     """The workflow for this key has finished, so it can no longer receive the event.
 
     ``status`` is set when the run was seen finishing for another reason (its timeout) while
-    this request's event was on its way.
+    this request's event was on its way; it may still be running steps after the wait.
     """
 
     def __init__(self, key: WorkflowKey, status: WorkflowStatus | None = None) -> None:
-        super().__init__(
-            f"the workflow for key {key.value!r} has already finished "
-            "(completed, failed or terminated); start it again to run a new one"
-        )
+        if status is not None and status.is_active:
+            # Steps after the wait still run: the run is not finished, but no longer waits.
+            message = (f"the workflow for key {key.value!r} no longer waits for the event: its "
+                       "timeout ended the wait first; start it again once the run has finished")
+        else:
+            message = (f"the workflow for key {key.value!r} has already finished "
+                       "(completed, failed or terminated); start it again to run a new one")
+        super().__init__(message)
         self.key = key
         self.status = status
 

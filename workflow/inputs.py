@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.rejections import InvalidKey, InvalidPayload
+from workflow.rejections import InvalidKey, InvalidPayload, PayloadTooLarge
 
 MAX_KEY_LENGTH = 64
 """Longest accepted key, in characters (all accepted characters are ASCII, so also in bytes)."""
@@ -114,28 +114,45 @@ def describe_character(character: str) -> str:
 MAX_PAYLOAD_DEPTH = 64
 """Deepest nesting of arrays/objects a stop payload may have. Python's JSON codecs (here, in the
 SDK and in the host's replay) recurse per level and fail near 1,000; a generous fixed cap keeps
-every payload that is accepted deliverable and readable back."""
+every payload that is accepted deliverable and readable back (Newtonsoft.Json, the host's JSON
+reader, stops at 64 levels by default too)."""
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Longest stop payload, in bytes of JSON text (65,536). An Azure Storage queue message cannot be
+longer, so the queue stop could never carry more; and the work a body costs stays bounded
+(parsing 64 KiB of the worst JSON takes milliseconds), where a 20 MB body of ``[[],[],...]``
+held the event loop for seconds and cost hundreds of MB to build. A longer body is refused
+before any parsing."""
 
 
 def parse_payload(body: bytes | None) -> Any:
     """The stop event's payload: ``None`` for an empty body, else the body's JSON value.
 
+    The size and depth are checked on the bytes before any value is built.
+
     Raises:
+        PayloadTooLarge: the body is longer than ``MAX_PAYLOAD_BYTES``.
         InvalidPayload: the body is not UTF-8 JSON, uses NaN/Infinity or a number too large for
             a float (not portable JSON), or nests deeper than ``MAX_PAYLOAD_DEPTH``.
     """
-    if not body or not body.strip():
+    if not body:
         return None
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(
+            f"request body is {len(body):,} bytes; a stop payload is at most "
+            f"{MAX_PAYLOAD_BYTES:,} bytes of JSON"
+        )
+    if not body.strip():
+        return None
+    if nests_deeper_than(body, MAX_PAYLOAD_DEPTH):
+        raise InvalidPayload(
+            f"request body must nest arrays and objects at most {MAX_PAYLOAD_DEPTH} levels deep")
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant,
-                           parse_float=_finite_float)
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant,
+                          parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         reason = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise InvalidPayload(f"request body must be empty or valid JSON: {reason}") from exc
-    if _depth(value) > MAX_PAYLOAD_DEPTH:
-        raise InvalidPayload(
-            f"request body must nest arrays and objects at most {MAX_PAYLOAD_DEPTH} levels deep")
-    return value
 
 
 def _reject_constant(name: str) -> Any:
@@ -149,13 +166,21 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (list, dict)):
-            depth += 1
-            deepest = max(deepest, depth)
-            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+# A JSON string literal (the unrolled form of "(?:[^"\\]|\\.)*": linear on any input).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def nests_deeper_than(text: bytes, limit: int) -> bool:
+    """Whether JSON ``text`` nests arrays/objects more than ``limit`` levels deep, decided on
+    the text without building a value: strings removed, only brackets kept, each
+    ``bytes.replace`` pass removes every innermost ``[]`` pair (one level) at C speed. Text
+    whose brackets do not balance is not "deeper": the parser then says what is wrong."""
+    brackets = _STRING.sub(b"", text).translate(_SQUARE, _NOT_BRACKET)
+    for _ in range(limit):
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            return False
+        brackets = shorter
+    return b"[]" in brackets

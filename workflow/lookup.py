@@ -32,7 +32,7 @@ from workflow.settings import EVENT_NAME, ORCHESTRATOR_NAME, Settings
 from workflow.status import ACTIVE_STATUSES, WorkflowStatus
 
 __all__ = ["ACTIVE_STATUSES", "OrchestrationClient", "WorkflowStatus", "find", "orchestration_input",
-           "start", "stop", "raise_stop", "wait_until_finished", "verdict"]
+           "start", "stop", "raise_stop", "is_decided", "wait_until_decided", "verdict"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ _RAISE_EVENT_NOT_FOUND = "No instance with ID {} found."
 _RAISE_EVENT_GONE = "Instance with ID {} is gone: either completed or failed"
 
 # Polling while a stop waits for its verdict: the first read comes right after yielding once
-# (a local host finishes the run within that turn), later ones back off from 1 ms to 250 ms to
+# (a local host runs the episode that takes the event within that turn), later ones back off from 1 ms to 250 ms to
 # spare a remote backend.
 _FIRST_POLL_SECONDS = 0.001
 _MAX_POLL_SECONDS = 0.25
@@ -155,30 +155,32 @@ async def start(client: OrchestrationClient, key: WorkflowKey, settings: Setting
 async def stop(
     client: OrchestrationClient, key: WorkflowKey, payload: Any, settings: Settings
 ) -> WorkflowStatus | None:
-    """Raise the ``Workflow`` event on ``key``'s instance, then learn whether it ended the run:
-    :func:`raise_stop`, :func:`wait_until_finished`, :func:`verdict`.
+    """Raise the ``Workflow`` event on ``key``'s instance, then learn whether it ended the wait:
+    :func:`raise_stop`, :func:`wait_until_decided`, :func:`verdict`.
 
     The event carries ``payload`` and a fresh stop id (``orchestrator.stop_event``); the
-    orchestrator waits once, so exactly one event wins and its id becomes the run's
-    ``customStatus.stoppedBy``. Concurrent stops all reach the host (it accepts every event for
-    a live instance), so the run is point-read until it finishes to tell the winner from the
-    losers. The host's own ``wait_for_completion...`` helper returns only the output, which
-    does not name the winner.
+    orchestrator waits once, so exactly one event wins, and in the episode that takes it the
+    run records the winner's id as ``customStatus.stoppedBy`` before any later step
+    (``orchestrator.wait_for_stop``). Concurrent stops all reach the host (it accepts every
+    event for a live instance), so the run is point-read until that record (or the run's end)
+    tells the winner from the losers; steps after the event are not waited for. The host's own
+    ``wait_for_completion...`` helper returns only the output, which does not name the winner.
 
-    Returns: the finished run when this request's event ended it; ``None`` when the run was
-    still live after ``settings.stop_confirm_seconds`` (the event is durable and will be
-    processed, but whether it wins is not known yet).
+    Returns: the run as it was read when it had taken this request's event: ``Running`` while
+    steps after the event go on, ``Completed`` when there are none (the template); ``None`` when
+    the run had taken no event after ``settings.stop_confirm_seconds`` (the event is durable and
+    will be processed, but whether it wins is not known yet).
 
     Raises:
         NotFound: no instance exists for ``key``.
-        AlreadyFinished: the instance had already finished, or its timeout ended it first.
-        StopConflict: another stop request's event ended the run first, or the run was replaced
-            by a new run of the key before this request saw it finish.
+        AlreadyFinished: the instance had already finished, or its timeout ended the wait first.
+        StopConflict: another stop request's event ended the wait first, or the run was replaced
+            by a new run of the key before this request saw its outcome.
         BackendUnavailable, BackendError: as for ``find``.
     """
     stop_id = await raise_stop(client, key, payload)
-    finished = await wait_until_finished(client, key, settings.stop_confirm_seconds)
-    return None if finished is None else verdict(finished, stop_id)
+    decided = await wait_until_decided(client, key, settings.stop_confirm_seconds)
+    return None if decided is None else verdict(decided, stop_id)
 
 
 async def raise_stop(client: OrchestrationClient, key: WorkflowKey, payload: Any) -> str:
@@ -207,16 +209,29 @@ async def raise_stop(client: OrchestrationClient, key: WorkflowKey, payload: Any
     return stop_id
 
 
-async def wait_until_finished(
+def is_decided(status: WorkflowStatus) -> bool:
+    """True once the run's wait has an outcome: its custom status names one (the record
+    ``orchestrator.wait_for_stop`` writes in the episode that takes the event or the timer), or
+    the run is no longer active. A decided run stays decided: the orchestrator waits once and
+    every replay takes the same branch."""
+    # The host stores the custom status an episode returns when it commits that episode, and a
+    # status read shows it while the run is still Running (the out-of-process shim applies each
+    # episode's customStatus: Azure/azure-functions-durable-extension OutOfProcOrchestrationShim;
+    # MicrosoftDocs azure-docs durable-functions-custom-orchestration-status.md).
+    custom = status.custom_status
+    return not status.is_active or (isinstance(custom, Mapping) and custom.get("outcome") is not None)
+
+
+async def wait_until_decided(
     client: OrchestrationClient, key: WorkflowKey, within_seconds: float
 ) -> WorkflowStatus | None:
-    """Point-read ``key``'s run until it is no longer active; ``None`` if it still is after
-    ``within_seconds``. The first read follows the event at once (a local host finishes the run
+    """Point-read ``key``'s run until :func:`is_decided`; ``None`` if it still is not after
+    ``within_seconds``. The first read follows the event at once (a local host runs the episode
     within that turn); later ones back off to spare a remote backend.
 
     Raises:
         NotFound: the instance was purged meanwhile.
-        StopConflict: the run seen first has been replaced by a new run of the key (its verdict
+        StopConflict: the run seen first has been replaced by a new run of the key (its outcome
             is gone, and the event that was raised did not reach the new run).
         BackendUnavailable, BackendError: as for ``find``.
     """
@@ -232,7 +247,7 @@ async def wait_until_finished(
             first_run = status.run_id
         elif status.run_id != first_run:
             raise StopConflict(status)
-        if not status.is_active:
+        if is_decided(status):
             return status
         if time.monotonic() >= deadline:
             return None
@@ -240,23 +255,24 @@ async def wait_until_finished(
         delay = min(delay * 2, _MAX_POLL_SECONDS)
 
 
-def verdict(finished: WorkflowStatus, stop_id: str) -> WorkflowStatus:
-    """Which request ended ``finished``: this one (``stop_id``), another stop, or neither.
+def verdict(decided: WorkflowStatus, stop_id: str) -> WorkflowStatus:
+    """Which request ended ``decided``'s wait: this one (``stop_id``), another stop, or neither.
 
-    Returns: ``finished``, when its ``customStatus.stoppedBy`` is ``stop_id``.
+    Returns: ``decided``, when its ``customStatus.stoppedBy`` is ``stop_id`` (whatever its
+    runtime status: ``Running`` while steps after the event go on).
 
     Raises:
-        StopConflict: another stop request's event ended the run.
-        AlreadyFinished: nothing named a stop (its timeout ended it, or it failed or was
+        StopConflict: another stop request's event ended the wait.
+        AlreadyFinished: nothing named a stop (its timeout ended the wait, or it failed or was
             terminated); ``status`` carries the run.
     """
-    custom = finished.custom_status
+    custom = decided.custom_status
     stopped_by = custom.get("stoppedBy") if isinstance(custom, Mapping) else None
     if stopped_by == stop_id:
-        return finished
+        return decided
     if stopped_by is not None:
-        raise StopConflict(finished)
-    raise AlreadyFinished(finished.key, finished)
+        raise StopConflict(decided)
+    raise AlreadyFinished(decided.key, decided)
 
 
 def _from_sdk(key: WorkflowKey, status: DurableOrchestrationStatus) -> WorkflowStatus:

@@ -187,15 +187,26 @@ def _stop_operation(operation_id: str, *, with_body: bool) -> dict[str, Any]:
         "summary": f"Raise the {EVENT_NAME!r} event that ends the key's workflow",
         "responses": {
             "202": _json(
-                "This request's event ended the run (`confirmed`), or is still on its way.",
+                "The run has taken this request's event (`confirmed`): its wait is over and the "
+                "body is the run's status at that moment, `Running` while steps after the event "
+                "go on, `Completed` when there are none. Or the event is still on its way "
+                "(`confirmed: false`).",
                 "StopAccepted",
                 headers={"Location": _required(_LOCATION), "Retry-After": _required(_RETRY_AFTER)},
             ),
-            "400": _json("The key breaks the input rules, or the body is not JSON.", "Error"),
+            "400": _json(
+                "The key breaks the input rules, or the body is not strict JSON (NaN, Infinity, "
+                f"numbers beyond a float, nesting deeper than {inputs.MAX_PAYLOAD_DEPTH} levels).",
+                "Error",
+            ),
             "404": _json("No workflow was ever started for the key.", "KeyError"),
-            "409": _json("Another stop request ended the run first; the body is its status.",
-                         "ErrorWithStatus", headers={"Location": _LOCATION}),
-            "410": _json("The run has already finished; start the key again for a new one.",
+            "413": _json(
+                f"The body is longer than {inputs.MAX_PAYLOAD_BYTES:,} bytes.", "Error"),
+            "409": _json("Another stop request's event ended the wait first; the body is the "
+                         "run's status.", "ErrorWithStatus", headers={"Location": _LOCATION}),
+            "410": _json("The run has already finished, or its timeout ended the wait first "
+                         "(the body then holds the run's status); start the key again for a new "
+                         "run once it has finished.",
                          "KeyError", headers={"Location": _LOCATION}),
             **_HOST_AND_BACKEND_FAILURES,
         },
@@ -203,7 +214,10 @@ def _stop_operation(operation_id: str, *, with_body: bool) -> dict[str, Any]:
     if with_body:
         operation["requestBody"] = {
             "required": False,
-            "description": "The event's payload: any JSON value; an empty body sends `null`.",
+            "description": (
+                "The event's payload: any JSON value of at most "
+                f"{inputs.MAX_PAYLOAD_BYTES:,} bytes; an empty body sends `null`."
+            ),
             "content": {responses.JSON_CONTENT_TYPE: {"schema": {}}},
         }
     return operation
@@ -264,8 +278,11 @@ def _schemas() -> dict[str, Any]:
                 "event": {"type": "string", "enum": [EVENT_NAME]},
                 "confirmed": {
                     "type": "boolean",
-                    "description": "True when this request's event is the one that ended the run; "
-                    "the body then also holds the finished run's status.",
+                    "description": "True when the run has taken this request's event: it ended "
+                    "the wait, and `customStatus.stoppedBy` names this request. The body then "
+                    "also holds the run's status as read at that moment: `runtimeStatus` is "
+                    "`Running` (and `output` null) while steps after the event go on, "
+                    "`Completed` once there are none left; poll `Location` for the end.",
                 },
             },
             "additionalProperties": False,

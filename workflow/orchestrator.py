@@ -1,5 +1,9 @@
 """The workflow orchestrator: wait for the ``Workflow`` event, optionally racing a timeout.
 
+The wait (``wait_for_stop``) records its outcome in the custom status before any later step,
+which is what the stop endpoint answers from; steps after the event go in
+``workflow_orchestrator``, after the wait.
+
 Pure and deterministic: the generator is replayed from the start on every episode, so it reads
 time only from ``context.current_utc_datetime``, settings only from its input, and logs only
 when the episode is not a replay.
@@ -67,21 +71,47 @@ def workflow_orchestrator(
 ) -> Generator[Any, Any, dict[str, Any]]:
     """Wait once for the ``Workflow`` event, or until the timeout from the input elapses.
 
+    Steps after the event go between the wait and the ``return``, e.g.
+    ``yield context.call_activity("notify", output)``: the stop is answered as soon as the wait
+    has recorded its outcome (see :func:`wait_for_stop`), so they run while the stop's caller
+    already has its answer and ``check`` reports the run ``Running`` until they end.
+
     Guarantees:
         - Output is ``{"outcome": "stopped", "event": <payload>}`` or ``{"outcome": "timed_out"}``;
           exactly one, even when the event and the timer land in the same episode.
         - ``event`` equals the JSON the caller sent to the stop endpoint (see
-          ``normalize_event_payload`` and ``open_stop_event``); the final custom status names
-          the stop request that won (``stoppedBy``), so concurrent stops learn which one did.
-        - An event raised before the orchestrator first ran is not lost (the SDK buffers it).
-        - The event is awaited once per instance: SDK bug #507 would hand a buffered event to
-          every later wait for the same name.
-        - When the event wins, the timer is cancelled. Timeouts over the backend's 6-day timer
-          limit work because the SDK splits them (host schema V3 settings).
+          ``normalize_event_payload`` and ``open_stop_event``).
+        - Everything :func:`wait_for_stop` guarantees.
     Raises:
         ValueError: the input is malformed (the instance fails with that message).
     """
     request = WorkflowInput.from_json(context.get_input(expected_type=dict))
+    output = yield from wait_for_stop(context, request)
+    # Your steps after the event go here. The stop has its answer already (the custom status
+    # records the outcome); keep ``outcome`` and ``stoppedBy`` in any custom status you set.
+    if not context.is_replaying:
+        logger.info("workflow %s finished: %s", request.key, output["outcome"])
+    return output
+
+
+def wait_for_stop(
+    context: df.DurableOrchestrationContext, request: WorkflowInput,
+) -> Generator[Any, Any, dict[str, Any]]:
+    """The wait: ``yield from`` it once; it returns the output of the wait's outcome.
+
+    Guarantees:
+        - Before it returns, the custom status records the outcome: ``{"waitingFor": null,
+          "outcome": "stopped", "stoppedBy": <stop id or null>}`` or ``{"waitingFor": null,
+          "outcome": "timed_out"}``. The host stores it with the episode that took the event or
+          the timer, before any later step runs, so a stop learns whether its request won
+          (``stoppedBy``) while the run goes on; while waiting it is ``{"waitingFor":
+          "Workflow", "until": <deadline or null>}``.
+        - An event raised before the orchestrator first ran is not lost (the SDK buffers it).
+        - The event is awaited once per instance: SDK bug #507 would hand a buffered event to
+          every later wait for the same name, and exactly one stop can win.
+        - When the event wins, the timer is cancelled. Timeouts over the backend's 6-day timer
+          limit work because the SDK splits them (host schema V3 settings).
+    """
     deadline = (
         None
         if request.timeout_seconds is None
@@ -106,14 +136,11 @@ def workflow_orchestrator(
     if stopped:
         stop_id, payload = open_stop_event(normalize_event_payload(event.result))
         output = {"outcome": OUTCOME_STOPPED, "event": payload}
-        final_status = {"waitingFor": None, "outcome": OUTCOME_STOPPED, "stoppedBy": stop_id}
+        decided = {"waitingFor": None, "outcome": OUTCOME_STOPPED, "stoppedBy": stop_id}
     else:
         output = {"outcome": OUTCOME_TIMED_OUT}
-        final_status = {"waitingFor": None, "outcome": OUTCOME_TIMED_OUT}
-
-    context.set_custom_status(final_status)
-    if not context.is_replaying:
-        logger.info("workflow %s finished: %s", request.key, output["outcome"])
+        decided = {"waitingFor": None, "outcome": OUTCOME_TIMED_OUT}
+    context.set_custom_status(decided)
     return output
 
 

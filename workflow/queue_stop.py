@@ -7,9 +7,10 @@ Contract (docs/api.md's "Stop from a queue" section says the same):
 - The stop is ``lookup.stop``, the one the HTTP ``POST /api/stop/<key>`` uses: same key rules,
   same payload rules (``event`` must be a payload the HTTP stop accepts as its body), same
   "exactly one stop wins". The event's payload is ``event`` (``null`` when absent).
-- Outcomes ``stopped``, ``not found``, ``already finished``, ``lost to another stop`` and
-  ``raised, not confirmed`` (the run was still live when the stop stopped waiting; the event is
-  durable) complete the message and are logged with the key.
+- Outcomes ``stopped`` (the run took this message's event; steps after the event may still
+  run), ``not found``, ``already finished``, ``lost to another stop`` and ``raised, not
+  confirmed`` (the run had taken no event when the stop stopped waiting; the event is durable)
+  complete the message and are logged with the key.
 - A bad message (not UTF-8 JSON, not an object, a bad key, a payload the HTTP stop refuses)
   raises :class:`BadStopMessage` after an error log: the host retries it up to
   ``maxDequeueCount`` times, then moves it to ``workflow-stop-poison`` with its text unchanged.
@@ -112,8 +113,8 @@ async def stop_from_message(body: bytes, client: OrchestrationClient, settings: 
                      message_id or "", POISON_QUEUE_NAME, exc)
         raise
     try:
-        finished = await lookup.stop(client, message.key, message.payload, settings)
-        outcome = Outcome.STOPPED if finished is not None else Outcome.UNCONFIRMED
+        decided = await lookup.stop(client, message.key, message.payload, settings)
+        outcome = Outcome.STOPPED if decided is not None else Outcome.UNCONFIRMED
     except NotFound:
         outcome = Outcome.NOT_FOUND
     except AlreadyFinished:

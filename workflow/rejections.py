@@ -22,3 +22,7 @@ class InvalidKey(WorkflowError, ValueError):
 
 class InvalidPayload(WorkflowError, ValueError):
     """The stop request's body is not empty and not valid JSON."""
+
+
+class PayloadTooLarge(InvalidPayload):
+    """The stop request's body is longer than ``inputs.MAX_PAYLOAD_BYTES``."""

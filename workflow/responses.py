@@ -17,6 +17,7 @@ from workflow.errors import (
     InvalidKey,
     InvalidPayload,
     NotFound,
+    PayloadTooLarge,
     StopConflict,
     WorkflowError,
 )
@@ -35,6 +36,7 @@ JSON_CONTENT_TYPE = "application/json"
 ERROR_STATUS: Mapping[type[WorkflowError], HTTPStatus] = {
     InvalidKey: HTTPStatus.BAD_REQUEST,
     InvalidPayload: HTTPStatus.BAD_REQUEST,
+    PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     NotFound: HTTPStatus.NOT_FOUND,
     AlreadyRunning: HTTPStatus.CONFLICT,
     StopConflict: HTTPStatus.CONFLICT,
@@ -65,12 +67,30 @@ def json_response(
     )
 
 
+def reported(
+    body: Mapping[str, Any], status: HTTPStatus, headers: Mapping[str, str], key: WorkflowKey
+) -> func.HttpResponse:
+    """``json_response`` for a body carrying what the backend reported about ``key``'s run; a
+    run whose output or custom status is not JSON (NaN or Infinity, which a Python orchestrator
+    may return) becomes a 502 ``BackendError`` answer saying so, never a bare 500."""
+    try:
+        return json_response(body, status, headers)
+    except ValueError:
+        return error(
+            BackendError(
+                f"the durable backend reported a status for key {key.value!r} that is not "
+                "valid JSON (NaN or Infinity in its output or custom status); it cannot be shown"
+            )
+        )
+
+
 def accepted(key: WorkflowKey, body: Mapping[str, Any]) -> func.HttpResponse:
     """202 pointing at the check endpoint, with a polling hint."""
-    return json_response(
+    return reported(
         body,
         HTTPStatus.ACCEPTED,
         {"Location": check_location(key), "Retry-After": str(RETRY_AFTER_SECONDS)},
+        key,
     )
 
 
@@ -79,19 +99,20 @@ def started(status: WorkflowStatus) -> func.HttpResponse:
     return accepted(status.key, status.to_json())
 
 
-def stopped(key: WorkflowKey, finished: WorkflowStatus | None) -> func.HttpResponse:
-    """202 for an accepted stop: ``confirmed`` with the finished run's status when this request's
-    event is the one that ended it, unconfirmed (still on its way) otherwise."""
+def stopped(key: WorkflowKey, decided: WorkflowStatus | None) -> func.HttpResponse:
+    """202 for an accepted stop: ``confirmed`` with the run's status as read when it had taken
+    this request's event (``Running`` while steps after the event go on), unconfirmed (still on
+    its way) otherwise."""
     body: dict[str, Any] = {"input": key.value, "instanceId": key.instance_id,
-                            "event": EVENT_NAME, "confirmed": finished is not None}
-    if finished is not None:
-        body.update(finished.to_json())
+                            "event": EVENT_NAME, "confirmed": decided is not None}
+    if decided is not None:
+        body.update(decided.to_json())
     return accepted(key, body)
 
 
 def status(status: WorkflowStatus) -> func.HttpResponse:
-    """200 with the instance's status."""
-    return json_response(status.to_json(), HTTPStatus.OK)
+    """200 with the instance's status (502 when the backend's status is not JSON)."""
+    return reported(status.to_json(), HTTPStatus.OK, {}, status.key)
 
 
 def status_for(exc: WorkflowError) -> HTTPStatus:
@@ -115,17 +136,22 @@ def error(exc: WorkflowError) -> func.HttpResponse:
     code = status_for(exc)
     body: dict[str, Any] = {"error": str(exc)}
     headers: dict[str, str] = {}
+    key: WorkflowKey | None = None
     if isinstance(exc, (AlreadyRunning, StopConflict)):
+        key = exc.status.key
         # The caller gets the existing run, as if it had asked check.
         body.update(exc.status.to_json())
         headers["Location"] = check_location(exc.status.key)
     elif isinstance(exc, AlreadyFinished):
+        key = exc.key
         body.update(exc.status.to_json() if exc.status is not None else _identity(exc.key))
         headers["Location"] = check_location(exc.key)
     elif isinstance(exc, NotFound):
         body.update(_identity(exc.key))  # no Location: a 404 has nothing to point at
     elif isinstance(exc, BackendUnavailable):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if key is not None:
+        return reported(body, code, headers, key)
     return json_response(body, code, headers)
 
 

@@ -51,8 +51,11 @@ class Harness:
         self.engine.poll()
         await self.settle()
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = b"" if body is None else json.dumps(body).encode()
+    def call(self, method: str, path: str, body: Any = None, *, data: bytes | None = None
+             ) -> tuple[int, Any]:
+        """One management request; ``body`` is sent as JSON (None: no body), ``data`` raw."""
+        if data is None:
+            data = b"" if body is None else json.dumps(body).encode()
         reply = self.api.handle(method, path, {}, {"Content-Type": "application/json"}, data,
                                 ORIGIN)
         return reply.status, json.loads(reply.body) if reply.body else None
@@ -69,7 +72,10 @@ class Harness:
         await self.settle()
 
     def raise_event(self, instance_id: str, name: str, value: Any = None) -> None:
-        code, body = self.call("POST", f"/instances/{instance_id}/raiseEvent/{name}", value)
+        # Always a JSON body, "null" for None: the SDK never sends an empty one, and the host
+        # answers an empty one 400 "Invalid JSON content".
+        code, body = self.call("POST", f"/instances/{instance_id}/raiseEvent/{name}",
+                               data=json.dumps(value).encode())
         assert code == 202, body
 
     def status(self, instance_id: str) -> dict[str, Any]:

@@ -223,3 +223,99 @@ def test_table_cells_escape_control_characters() -> None:
     assert cli.printable("a\x1b[2Jb\nc") == "a\\x1b[2Jb\\nc"
     text = cli.table([["x\rkill", {"k": [1]}]], ["Id", "Value"])
     assert "\r" not in text and '{"k":[1]}' in text
+
+
+# ---- files that are not a stopped devhost's database (issue 19 item 7) -------------------------
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def _foreign_sqlite(path: Path, script: str, application_id: int = 0) -> None:
+    import sqlite3
+    db = sqlite3.connect(path)
+    db.executescript(script)
+    if application_id:
+        db.execute(f"PRAGMA application_id={application_id}")
+    db.commit()
+    db.close()
+
+
+FOREIGN = {
+    "another program's SQLite file": (
+        lambda p: _foreign_sqlite(p, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+                                     "INSERT INTO notes (body) VALUES ('keep me');"),
+        "another program"),
+    "a SQLite file with its own application id": (
+        lambda p: _foreign_sqlite(p, "CREATE TABLE t (x);", application_id=0x46697265),
+        "application id 0x46697265"),
+    "a foreign instances table": (
+        lambda p: _foreign_sqlite(p, "CREATE TABLE instances (id TEXT, status TEXT);"
+                                     "INSERT INTO instances VALUES ('a', 'Running');"),
+        "another program (instances)"),
+    "an empty file": (lambda p: p.write_bytes(b""), "is empty"),
+    "a text file": (lambda p: p.write_text("name,status\na,Running\n" * 10), "not a SQLite"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOREIGN))
+def test_the_cli_leaves_a_file_that_is_not_a_devhost_database_unchanged_and_exits_3(
+        tmp_path: Path, case: str) -> None:
+    make, says = FOREIGN[case]
+    db = tmp_path / "data.db"
+    make(db)
+    before = _snapshot(tmp_path)
+    for verb in (["get-instances"], ["start-new", "--function-name", "chain", "--id", "x"],
+                 ["purge-history"]):
+        code, out, err = durable(*verb, "--db", str(db), "--app", str(CAPABILITIES))
+        assert code == cli.UNREACHABLE, (case, code, out, err)
+        assert says in err and err.count("\n") == 1 and "Traceback" not in err, err
+    # Not one byte changed: no WAL switch, no tables, no -wal/-shm/.lock beside it.
+    assert _snapshot(tmp_path) == before
+
+
+def test_the_cli_refuses_a_read_only_database_and_a_read_only_directory_with_exit_3(
+        tmp_path: Path) -> None:
+    from devhost.store import Store
+    store_dir = tmp_path / "ro"
+    store_dir.mkdir()
+    db = store_dir / "devhost.sqlite3"
+    Store(str(db)).close()
+    db.chmod(0o444)
+    try:
+        code, _, err = durable("get-instances", "--db", str(db), "--app", str(CAPABILITIES))
+        assert code == cli.UNREACHABLE and "read-only" in err and err.count("\n") == 1, err
+        db.chmod(0o644)
+        store_dir.chmod(0o555)
+        code, _, err = durable("get-instances", "--db", str(db), "--app", str(CAPABILITIES))
+        assert code == cli.UNREACHABLE and "read-only" in err and err.count("\n") == 1, err
+    finally:
+        store_dir.chmod(0o755)
+        db.chmod(0o644)
+
+
+def test_a_devhost_store_that_predates_the_application_id_is_recognised_by_its_schema(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    from devhost.store import APPLICATION_ID, SCHEMA
+    db = tmp_path / "old.sqlite3"
+    _foreign_sqlite(db, SCHEMA)  # what devhost wrote before it set an application id
+    listed = durable_json("get-instances", "--db", str(db), "--app", str(CAPABILITIES))
+    assert listed["instances"] == []
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    check.close()
+
+
+def test_devhost_refuses_to_serve_on_another_programs_database_and_leaves_it_unchanged(
+        tmp_path: Path) -> None:
+    db = tmp_path / "theirs.db"
+    FOREIGN["another program's SQLite file"][0](db)
+    before = _snapshot(tmp_path)
+    host = DevhostProcess(CAPABILITIES, db, log=tmp_path.parent / f"{tmp_path.name}.log")
+    with pytest.raises(RuntimeError, match="exited with 2") as info:
+        host.start(timeout=30)
+    assert "another program" in str(info.value)
+    assert _snapshot(tmp_path) == before

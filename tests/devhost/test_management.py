@@ -391,3 +391,80 @@ async def test_restart_with_timeout_and_polling_interval_waits_for_the_new_run(
     code, _, body = await api.request(
         "POST", f"{base}/instances/{done}/restart?timeout=30&pollingInterval=0.05")
     assert (code, body) == (200, ["Hello m", "Hi Hello m"])
+
+
+# ---- hostile JSON and parameters (issue 19 items 4 and 6, issue 15 item 10) ---------------------
+
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
+@BASES
+async def test_raise_event_with_an_empty_or_non_json_body_is_400_as_on_the_host(
+        api: Api, base: str) -> None:
+    """HttpApiHandler.HandleRaiseEventRequestAsync: ConvertToJToken of an empty or malformed
+    body throws JsonReaderException, answered 400 "Invalid JSON content"; nothing is raised."""
+    running = await _running(api)
+    for data in (b"", b"   ", b"{not json", b"[1,"):
+        code, _, body = await api.request("POST", f"{base}/instances/{running}/raiseEvent/Go",
+                                          data=data, headers={"Content-Type": "application/json"})
+        assert code == 400 and "Invalid JSON content" in body["ExceptionMessage"], (data, body)
+    code, _, body = await api.status(running, base)
+    assert body["runtimeStatus"] == "Running", body
+    # "null" is the JSON for "no payload".
+    code, _, _ = await api.request("POST", f"{base}/instances/{running}/raiseEvent/Go",
+                                   data=b"null", headers={"Content-Type": "application/json"})
+    assert code == 202
+
+
+@BASES
+async def test_non_finite_numbers_in_a_start_input_or_event_are_refused_with_400(
+        api: Api, base: str) -> None:
+    running = await _running(api)
+    for data in (b"NaN", b"[NaN]", b'{"x": Infinity}', b"-Infinity", b"1e999", b"[-1e400]"):
+        code, _, body = await api.request("POST", f"{base}/instances/{running}/raiseEvent/Go",
+                                          data=data, headers={"Content-Type": "application/json"})
+        assert code == 400, (data, code, body)
+        iid = fresh_id("nan")
+        code, _, body = await api.request("POST", f"{base}/orchestrators/chain/{iid}", data=data)
+        assert code == 400 and "JSON" in body["ExceptionMessage"], (data, code, body)
+        assert (await api.status(iid, base))[0] == 404
+    code, _, body = await api.status(running, base)
+    assert code == 202 and body["runtimeStatus"] == "Running", body
+
+
+@BASES
+async def test_a_terminate_reason_the_host_cannot_read_as_json_is_kept_as_text(
+        api: Api, base: str) -> None:
+    """ParseToJToken falls back to the raw text on JsonReaderException: the status stays
+    valid JSON with the reason as a string, whatever the reason says."""
+    for reason in ("1e999", "[NaN]", "-Infinity", DEEP.decode()):
+        iid = await _running(api)
+        code, _, body = await api.request(
+            "POST", f"{base}/instances/{iid}/terminate?reason={quote(reason)}")
+        assert code == 202, (reason[:20], code, body)
+        status = await api.wait_for(iid, {"Terminated"})
+        assert status["output"] == reason
+
+
+@BASES
+async def test_json_nested_1000_levels_is_a_400_in_a_start_and_an_event(api: Api, base: str
+                                                                          ) -> None:
+    running = await _running(api)
+    code, _, body = await api.request("POST", f"{base}/instances/{running}/raiseEvent/Go",
+                                      data=DEEP, headers={"Content-Type": "application/json"})
+    assert code == 400 and "64 levels" in body["ExceptionMessage"], body
+    code, _, body = await api.request("POST", f"{base}/orchestrators/chain/{fresh_id()}",
+                                      data=DEEP)
+    assert code == 400 and "64 levels" in body["ExceptionMessage"], body
+    # 64 levels are accepted (Newtonsoft.Json's MaxDepth is 64).
+    code, _, _ = await api.request("POST", f"{base}/orchestrators/chain/{fresh_id()}",
+                                   data=b"[" * 64 + b"]" * 64)
+    assert code == 202
+
+
+@BASES
+async def test_a_page_size_beyond_int32_is_ignored_as_the_hosts_int_tryparse_ignores_it(
+        api: Api, base: str) -> None:
+    for top in (2**31, 2**63, 2**64, -(2**63), 10**30):
+        code, _, body = await api.request("GET", f"{base}/instances/?top={top}")
+        assert code == 200 and isinstance(body, list), (top, code, body)

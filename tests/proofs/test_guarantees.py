@@ -90,16 +90,18 @@ async def test_stop_before_orchestrator_waits_is_not_lost(
         answers = await asyncio.gather(*stops)
         assert [code for code, _, _ in answers] == [202] * len(keys)
         for k, (_, _, body) in zip(keys, answers, strict=True):
-            assert body["output"] == {"outcome": "stopped", "event": {"k": k}}
-            assert (await check(api, k))["output"] == body["output"]
-            [first] = episodes(host.db, k)  # the stop was delivered with the start, in one episode
-            assert STARTED in first and RAISED in first and COMPLETED in first, first
+            assert body["confirmed"] is True and body["customStatus"]["outcome"] == "stopped"
+            assert (await completed(api, k))["output"] == {"outcome": "stopped", "event": {"k": k}}
+            first = episodes(host.db, k)[0]  # the stop was delivered with the start, in one episode
+            assert STARTED in first and RAISED in first, first
+            assert completions(host, k) == 1
 
 
 async def test_acknowledged_stop_survives_kill_9_right_after_the_202(
         app_devhost: Callable[..., DevhostProcess]) -> None:
-    """The app answers a stop 202 only once the run has Completed, so a kill right after it
-    must find that completion durable (the unprocessed-event half is the next proof)."""
+    """The app answers a stop 202 only once the run has taken the event and recorded which stop
+    won (the episode is committed), so a kill right after it must find that durable and the run
+    completes with that stop's payload (the unprocessed-event half is the next proof)."""
     host = app_devhost()
     async with session() as http:
         keys = [key("crash") for _ in range(5)]
@@ -111,8 +113,8 @@ async def test_acknowledged_stop_survives_kill_9_right_after_the_202(
         host.start()
         api = Api(http, host.url)
         for k in keys:
-            body = await check(api, k)
-            assert body["runtimeStatus"] == "Completed"
+            assert (await check(api, k))["customStatus"]["outcome"] == "stopped"
+            body = await completed(api, k)
             assert body["output"] == {"outcome": "stopped", "event": k}
 
 
@@ -167,12 +169,15 @@ async def test_fifty_concurrent_stops_give_exactly_one_202_and_one_outcome(
         codes = collections.Counter(code for code, _, _ in answers)
         assert codes == {202: 1, 409: stops - 1}, codes
         [(_, _, winner)] = [a for a in answers if a[0] == 202]
-        body = await check(api, k)
-        assert body["output"] == winner["output"]
-        # The winner is the first event the episode delivered; the losers' bodies name the run.
-        assert winner["output"]["event"] == raised_payloads(host.db, k)[0]["payload"]
-        assert all(b["output"] == winner["output"] for c, _, b in answers if c == 409)
-        assert episodes(host.db, k)[-1].count(RAISED) == stops
+        body = await completed(api, k)
+        # The winner is the first event the episode delivered; the losers' bodies name it.
+        assert body["output"]["event"] == raised_payloads(host.db, k)[0]["payload"]
+        assert body["customStatus"]["stoppedBy"] == winner["customStatus"]["stoppedBy"]
+        assert raised_payloads(host.db, k)[0]["stopId"] == winner["customStatus"]["stoppedBy"]
+        assert all(b["customStatus"]["stoppedBy"] == winner["customStatus"]["stoppedBy"]
+                   for c, _, b in answers if c == 409)
+        [taken] = [e for e in episodes(host.db, k) if RAISED in e]
+        assert taken.count(RAISED) == stops
         assert completions(host, k) == 1
 
 
@@ -204,16 +209,18 @@ async def test_timer_and_stop_racing_give_exactly_one_outcome(
             assert (raised_at < due) == (first == "event"), (raised_at, due)
         code, _, answer = await stop
         body = await completed(api, k)
-        last = episodes(host.db, k)[-1]
-        assert FIRED in last and RAISED in last, last  # one episode delivered both
+        [last] = [e for e in episodes(host.db, k) if FIRED in e]
+        assert RAISED in last, last  # one episode delivered both
         if first == "event":
             assert last.index(RAISED) < last.index(FIRED)
             assert code == 202, answer
-            assert body["output"] == answer["output"] == {"outcome": "stopped", "event": "late"}
+            assert answer["customStatus"]["outcome"] == "stopped"
+            assert body["output"] == {"outcome": "stopped", "event": "late"}
         else:
             assert last.index(FIRED) < last.index(RAISED)
             assert code == 410, answer
-            assert body["output"] == answer["output"] == {"outcome": "timed_out"}
+            assert answer["customStatus"]["outcome"] == "timed_out"
+            assert body["output"] == {"outcome": "timed_out"}
         assert completions(host, k) == 1
 
 
@@ -271,4 +278,5 @@ async def test_check_is_a_point_read_never_a_listing(
         assert (body["instanceId"], body["runtimeStatus"]) == (instance_id(k), "Running")
         assert (await api.request("POST", f"/api/start/{k}"))[0] == 409
         code, _, stopped = await api.request("POST", f"/api/stop/{k}", body="point")
-        assert (code, stopped["output"]) == (202, {"outcome": "stopped", "event": "point"})
+        assert (code, stopped["confirmed"]) == (202, True)
+        assert (await completed(api, k))["output"] == {"outcome": "stopped", "event": "point"}
