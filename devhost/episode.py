@@ -357,7 +357,9 @@ class _Walk:
                     self.inst.instance_id, "timer",
                     h.event(EventType.TIMER_FIRED, max(fire_at, self.at), -1, TimerId=task_id,
                             FireAt=fire_at_text),
-                    fire_at, self.inst.execution_id, task_id))
+                    # A timer already due arrives as it is sent, not at its past FireAt: two
+                    # such timers are delivered in the order they were created.
+                    max(fire_at, self.at), self.inst.execution_id, task_id))
         elif canceled and task_id not in self.facts.results:
             self.cancel.append(task_id)
         return task_id
@@ -790,8 +792,8 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
             commit.new_work, commit.children = [], []
         # Else what this last episode scheduled still happens: DTFx carries out every action of
         # the episode that completes or fails the orchestration (TaskOrchestrationDispatcher
-        # sends its activity and sub-orchestration messages too; the extension's fire-and-forget
-        # StartNewOrchestration relies on it). Their results find the instance finished.
+        # sends its activity and sub-orchestration messages too; a timer would only reach a
+        # finished instance). Their results find the instance finished.
         commit.dead_execution = inst.execution_id
     elif done and can is not None:
         return Outcome(_continue_as_new(snap, commit, can, deliver, delivered_at, done_at),
@@ -813,7 +815,11 @@ def _continue_as_new(snap: Snapshot, commit: EpisodeCommit, can: dict[str, Any],
     commit.new_execution_id, commit.new_input = execution_id, stored_input
     commit.messages = [NewMessage(inst.instance_id, "start", h.execution_started(
         inst.name, inst.instance_id, execution_id, stored_input, at), at, execution_id)]
-    commit.new_work, commit.cancel_timers, commit.children = [], [], []
+    # DTFx sends no activity or timer message of the episode that continues as new, but does
+    # start the sub-orchestrations it created (TaskOrchestrationDispatcher passes
+    # ``continuedAsNew ? null : messagesToSend`` and always ``subOrchestrationMessages``);
+    # their results find the next execution and are dropped.
+    commit.new_work, commit.cancel_timers = [], []
     commit.dead_execution = inst.execution_id
     # Raised events that arrived after the generation had finished are the next one's: they
     # stay in the inbox (DTFx carries them over); the ones it had a chance to see are dropped.

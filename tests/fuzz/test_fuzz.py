@@ -219,3 +219,20 @@ def test_what_the_last_episode_schedules_still_runs() -> None:
     race = {"e": "any", "of": [child, {"e": "wait", "n": "B"}]}
     _passes(_case([_do(_act("a1", [False], d=10.0)), _do(race)],
                   sched=[[5.0, "raise", "B", {"e": 1}]]))
+
+
+def test_a_child_created_in_the_episode_that_continues_as_new_still_starts() -> None:
+    """DTFx drops the activity and timer messages of that episode but sends its
+    sub-orchestration messages; devhost dropped the child too."""
+    child = {"e": "sub", "k": "s1", "id": "c1", "r": None,
+             "p": {"gens": [[_do(_act("a2", [False]))]]}}
+    race = {"e": "any", "of": [child, {"e": "wait", "n": "B"}]}
+    _passes(_case([_do(_act("a1", [False], d=10.0)), _do(race), {"t": "can"}], [],
+                  sched=[[5.0, "raise", "B", {"e": 1}]]))
+
+
+def test_timers_already_due_arrive_in_the_order_they_were_created() -> None:
+    """devhost ordered the messages of one episode by their due time, so of two timers in the
+    past the one further back won a task_any; both arrive as they are sent, in order."""
+    race = {"e": "any", "of": [{"e": "timer", "d": -5.0}, {"e": "timer", "d": -10.0}]}
+    _passes(_case([_do(race)]))
