@@ -357,7 +357,9 @@ class _Walk:
                     self.inst.instance_id, "timer",
                     h.event(EventType.TIMER_FIRED, max(fire_at, self.at), -1, TimerId=task_id,
                             FireAt=fire_at_text),
-                    fire_at, self.inst.execution_id, task_id))
+                    # A timer already due arrives as it is sent, not at its past FireAt: two
+                    # such timers are delivered in the order they were created.
+                    max(fire_at, self.at), self.inst.execution_id, task_id))
         elif canceled and task_id not in self.facts.results:
             self.cancel.append(task_id)
         return task_id
@@ -738,6 +740,7 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
     walk = _Walk(app, inst, facts, at)
     state, error, user_exc = None, None, None
     can, done_at = None, None
+    walked = False  # the walk invoked every action it reached without raising
     # Holds what the orchestrator logs (on this thread) until the engine writes the lines.
     invocation = hostlog.Invocation(inst.name, hostlog.DURABLE_REASON, inst.instance_id,
                                     defer=True)
@@ -751,10 +754,13 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
             assert state is not None
             state = {k: v for k, v in state.items() if k != "customStatus"}
             error, user_exc, done_at = refusal, None, _NO_EVENT
-        if state is not None and error is None:
+        elif state is not None:
+            # Also with an error: the extension invokes and awaits every action before it
+            # fails the orchestration (OutOfProcOrchestrationShim.ScheduleDurableTaskEvents).
             can, done_at = _walk(walk, state)
+            walked = True
     except (OrchestrationError, NonDeterminism) as exc:
-        error = str(exc)
+        error, done_at = str(exc), _NO_EVENT
     run = Run(invocation, error, user_exc)
 
     commit = _base_commit(snap, RuntimeStatus.RUNNING, consumed + list(delivered_at))
@@ -764,6 +770,11 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
         commit.custom_status, commit.set_custom_status = dumps(state["customStatus"]), True
     extra = walk.events
     done = state is not None and error is None and bool(state.get("isDone"))
+    if done_at is None and state is not None:
+        # The extension awaits the actions in order (Task.WhenAll waits for every child, also
+        # after one failed) and only then fails, completes or continues the orchestration as
+        # new: while one is incomplete the instance keeps running.
+        error, done = None, False
     if error is not None or (done and can is None):
         if error is not None:
             message = f"Orchestrator function '{inst.name}' failed: {error}"
@@ -780,7 +791,13 @@ def _replay(app: LoadedApp, snap: Snapshot, deliver: list[Message], consumed: li
                                      OrchestrationStatus=1, Result=commit.output)]
             commit.messages = _parent_notice(inst, at, output=commit.output)
         commit.set_output = True
-        commit.new_work, commit.cancel_timers, commit.children = [], [], []
+        commit.cancel_timers = []
+        if not walked:
+            commit.new_work, commit.children = [], []
+        # Else what this last episode scheduled still happens: DTFx carries out every action of
+        # the episode that completes or fails the orchestration (TaskOrchestrationDispatcher
+        # sends its activity and sub-orchestration messages too; a timer would only reach a
+        # finished instance). Their results find the instance finished.
         commit.dead_execution = inst.execution_id
     elif done and can is not None:
         return Outcome(_continue_as_new(snap, commit, can, deliver, delivered_at, done_at),
@@ -802,7 +819,11 @@ def _continue_as_new(snap: Snapshot, commit: EpisodeCommit, can: dict[str, Any],
     commit.new_execution_id, commit.new_input = execution_id, stored_input
     commit.messages = [NewMessage(inst.instance_id, "start", h.execution_started(
         inst.name, inst.instance_id, execution_id, stored_input, at), at, execution_id)]
-    commit.new_work, commit.cancel_timers, commit.children = [], [], []
+    # DTFx sends no activity or timer message of the episode that continues as new, but does
+    # start the sub-orchestrations it created (TaskOrchestrationDispatcher passes
+    # ``continuedAsNew ? null : messagesToSend`` and always ``subOrchestrationMessages``);
+    # their results find the next execution and are dropped.
+    commit.new_work, commit.cancel_timers = [], []
     commit.dead_execution = inst.execution_id
     # Raised events that arrived after the generation had finished are the next one's: they
     # stay in the inbox (DTFx carries them over); the ones it had a chance to see are dropped.

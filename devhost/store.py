@@ -612,16 +612,16 @@ class Store:
         return row[0]
 
     def wakes_after(self, at: float) -> list[tuple[float, str]]:
-        """(earliest inbox time, instance) of every instance with a message due after ``at``:
-        the timer heap rebuilt from what is really pending."""
+        """(time, instance) of every message due after ``at``, one per distinct time: the timer
+        heap rebuilt from what is really pending. Every time, not only an instance's earliest:
+        an episode re-arms nothing, so a later timer left out would never fire."""
         return [(r[1], r[0]) for r in self.db.execute(
-            "SELECT instance_id, MIN(visible_at) FROM inbox WHERE visible_at>? "
-            "GROUP BY instance_id", (at,))]
+            "SELECT DISTINCT instance_id, visible_at FROM inbox WHERE visible_at>?", (at,))]
 
     def wake_times(self) -> list[tuple[str, float]]:
-        """Earliest inbox time of every instance with messages: what to resume after restart."""
-        return list(self.db.execute(
-            "SELECT instance_id, MIN(visible_at) FROM inbox GROUP BY instance_id"))
+        """(instance, time) of every inbox message, one per distinct time: what to resume after
+        restart (every time, for the reason given in :meth:`wakes_after`)."""
+        return list(self.db.execute("SELECT DISTINCT instance_id, visible_at FROM inbox"))
 
     def pending_work(self, through: int | None = None) -> list[WorkItem]:
         """Every scheduled activity not yet completed (with ``work_id`` up to ``through``, when

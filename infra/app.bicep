@@ -39,12 +39,25 @@ param durableBackend string
 @description('Durable Task Scheduler SKU.')
 param schedulerSku string
 
+@description('Object id of the principal running azd; empty assigns it nothing.')
+param principalId string
+
+@description('User or ServicePrincipal: the kind of principalId.')
+param principalType string
+
 // One source of truth for the task hub: the name the app's host.json gives the extension. The
 // Durable Task Scheduler's task hub resource must carry the same name.
 var hostJson = loadJsonContent('../host.json')
 var taskHubName = hostJson.extensions.durableTask.hubName
 
 var useScheduler = durableBackend == 'DurableTaskScheduler'
+// The queue trigger's queue and the poison queue the host moves failed messages to
+// (workflow/queue_stop.py QUEUE_NAME, POISON_QUEUE_NAME). The trigger only checks that its queue
+// exists, so the template creates both.
+var stopQueueNames = [
+  'workflow-stop'
+  'workflow-stop-poison'
+]
 var deploymentContainerName = 'app-package'
 var functionAppName = 'func-${resourceToken}'
 
@@ -111,6 +124,29 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
     publicAccess: 'None'
   }
 }
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource stopQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for name in stopQueueNames: {
+  parent: queueService
+  name: name
+}]
+
+// The person (or CI principal) running azd may put stop messages on, and read, the two stop
+// queues with an Entra token (`az storage message put --auth-mode login`): shared keys are off.
+// Scoped to those queues, not the account: the Durable backend's own queues stay closed.
+resource userQueueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for i in range(0, empty(principalId) ? 0 : length(stopQueueNames)): {
+  name: guid(stopQueues[i].id, principalId, roles.storageQueueDataContributor)
+  scope: stopQueues[i]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: principalId
+    principalType: principalType
+  }
+}]
 
 resource storageRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in storageDataRoles: {
   name: guid(storage.id, identity.id, roleId)
@@ -185,7 +221,8 @@ module scheduler 'scheduler.bicep' = if (useScheduler) {
   }
 }
 
-var schedulerEndpoint = useScheduler ? scheduler.outputs.endpoint : ''
+// Safe access (.?) on the conditional module: no BCP318, and '' when the scheduler is not deployed.
+var schedulerEndpoint = scheduler.?outputs.endpoint ?? ''
 
 // Identity-based host storage: service URIs plus the user-assigned identity, never a key.
 var storageSettings = [
@@ -209,9 +246,11 @@ var workflowSettings = [
   { name: 'WORKFLOW_RETENTION_SCHEDULE', value: workflowRetentionSchedule }
 ]
 
-// The backend switch: host.json names Azure Storage (the default); these documented host.json
-// overrides (AzureFunctionsJobHost__<path>) point the Durable extension at the scheduler instead,
-// so one package runs on either backend.
+// The backend switch. The package deployed in scheduler mode carries a host.json naming the
+// scheduler (azure.yaml's prepackage hook, scripts/stage_package.py): the scale controller reads
+// the Durable configuration from that file, not from app settings. These documented host.json
+// overrides (AzureFunctionsJobHost__<path>) say the same to the runtime, as the DTS emulator's
+// local settings do.
 var schedulerSettings = useScheduler ? [
   { name: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING', value: 'Endpoint=${schedulerEndpoint};Authentication=ManagedIdentity;ClientID=${identity.properties.clientId}' }
   { name: 'AzureFunctionsJobHost__extensions__durableTask__storageProvider__type', value: 'azureManaged' }
@@ -275,9 +314,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     storageRoleAssignments
     monitoringRoleAssignment
     deploymentContainer
+    stopQueues
   ]
 }
 
 output functionAppName string = functionApp.name
 output functionAppUri string = 'https://${functionApp.properties.defaultHostName}'
 output schedulerEndpoint string = schedulerEndpoint
+output storageAccountName string = storage.name

@@ -188,3 +188,44 @@ def host_config_with(settings: dict[str, str], host_json: dict[str, Any]) -> dic
         match = next((k for k in node if k.lower() == leaf.lower()), leaf)
         node[match] = value
     return config
+
+
+# One `${NAME}` or `${NAME=default}` reference, the whole value (azd substitutes only parameter values).
+_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:=(?P<default>[^}]*))?\}")
+
+
+def parameter_file() -> dict[str, dict[str, Any]]:
+    """``infra/main.parameters.json``'s entries, by parameter name."""
+    return json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+
+
+def env_mapping(entry: dict[str, Any]) -> tuple[str, str | None]:
+    """The environment variable a parameter entry reads and its default (None without one).
+
+    Raises ``AssertionError`` if the value is not exactly one ``${...}`` reference.
+    """
+    value = entry["value"]
+    match = _ENV_REFERENCE.fullmatch(value) if isinstance(value, str) else None
+    assert match, f"not an environment variable reference: {value!r}"
+    return match["name"], match["default"]
+
+
+def resolve_parameter(entry: dict[str, Any], param: dict[str, Any], env: dict[str, str]) -> Any:
+    """The value azd deploys for one parameter, given the environment it sees.
+
+    Copies azure-dev: ``pkg/infra/provisioning/bicep/bicep_provider.go`` ``evalParamEnvSubst``
+    looks a name up in the azd environment, then the process environment
+    (``environment.LookupEnv``), and drone/envsubst's ``${NAME=default}`` uses the default when the
+    value is unset *or empty* (``funcs.go`` ``toDefault``); a string left empty by an unset
+    variable is omitted, so the Bicep default applies (``loadParameters``); a numeric string for
+    an ``int`` parameter is converted (``armParameterFileValue``).
+    """
+    name, default = env_mapping(entry)
+    value = env.get(name, "")
+    if value == "":
+        value = default if default is not None else ""
+    if value == "" and name not in env:
+        return param.get("default")
+    if param["type"] == "int":
+        return int(value) if re.fullmatch(r"[+-]?\d+", value) else param.get("default")
+    return value

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
 from pathlib import Path
 
 from tests.infra.templates import REPO
@@ -63,3 +64,27 @@ def test_an_emptied_funcignore_would_ship_everything(tmp_path: Path) -> None:
     empty.write_text("# nothing ignored\n")
     files = packaged(REPO, empty)
     assert any(f.startswith("devhost/") for f in files) and any(f.startswith("infra/") for f in files)
+
+
+def test_azd_restore_virtualenv_and_pip_build_leftovers_are_left_out(tmp_path: Path) -> None:
+    """`azd restore` makes a virtualenv named `<service directory name>_env` in the service
+    directory (azure-dev pkg/tools/python/helpers.go VenvNameForDir) and, with pyproject.toml,
+    runs `pip install .` there, which builds in the tree (build/, *.egg-info). azd leaves a
+    virtualenv out by itself only when there is no .funcignore (pkg/project/project_utils.go)."""
+    root = tmp_path / "my-clone"
+    shutil.copytree(REPO / "workflow", root / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in APP_FILES | {".funcignore"}:
+        shutil.copy(REPO / name, root / name)
+    venv = root / "my-clone_env"
+    (venv / "lib" / "python3.12" / "site-packages").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "lib" / "python3.12" / "site-packages" / "six.py").write_text("")
+    (root / "build" / "lib").mkdir(parents=True)
+    (root / "build" / "lib" / "function_app.py").write_text("")
+    (root / "durable_workflows.egg-info").mkdir()
+    (root / "durable_workflows.egg-info" / "SOURCES.txt").write_text("")
+
+    files = packaged(root, root / ".funcignore")
+
+    assert sorted(f for f in files if f not in APP_FILES and not f.startswith(APP_DIRS)) == []
+    assert APP_FILES <= files

@@ -13,6 +13,9 @@ import pytest
 
 from tests.infra.templates import (
     DURABLE_TASK_DATA_CONTRIBUTOR,
+    env_mapping,
+    parameter_file,
+    resolve_parameter,
     INFRA,
     MONITORING_METRICS_PUBLISHER,
     REPO,
@@ -200,6 +203,8 @@ def test_role_assignments_use_the_exact_built_in_role_ids(app: dict[str, Any], s
     for resource in resources_of_type(app, "Microsoft.Authorization/roleAssignments").values():
         config = resource["config"]
         props = body(resource)["properties"]
+        if render(props["principalId"]) == "principalId":
+            continue  # the deploying user's: test_the_deploying_user_may_use_the_stop_queues_and_nothing_else
         assert render(props["principalId"]) == "identity.properties.principalId"
         assert props["principalType"] == "ServicePrincipal"
         role = render(props["roleDefinitionId"])
@@ -316,13 +321,113 @@ def test_parameters_file_covers_every_required_parameter(main: dict[str, Any]) -
     assert set(values) <= set(params), f"unknown parameters: {set(values) - set(params)}"
     required = {n for n, p in params.items() if "default" not in p}
     assert required <= set(values), f"required but not set: {required - set(values)}"
-    for name, entry in values.items():
-        value = entry["value"]
-        if params[name]["type"] == "int":
-            assert isinstance(value, int), f"{name}: an int parameter needs a JSON number"
-            allowed = _decorator(params[name], "allowed")
-            assert allowed is None or value in allowed
-            assert value == params[name].get("default", value), f"{name}: file and Bicep default disagree"
+
+
+# Filled in by azd itself (the signed-in principal), or asked by `azd up`: not user choices.
+AZD_SUPPLIED = {"environmentName": "AZURE_ENV_NAME", "location": "AZURE_LOCATION",
+                "principalId": "AZURE_PRINCIPAL_ID", "principalType": "AZURE_PRINCIPAL_TYPE"}
+
+
+def test_every_choice_is_an_environment_variable_whose_default_is_the_bicep_default(main: dict[str, Any]) -> None:
+    """Each parameter reads `${VAR=default}`, so `azd env set VAR` (locally) and a repository
+    variable (CI) both reach it, and an unset one deploys exactly the template's default."""
+    values = parameter_file()
+    params = main["parameters"]
+    assert set(values) == set(params), f"not in main.parameters.json: {set(params) - set(values)}"
+    for name, param in params.items():
+        var, default = env_mapping(values[name])
+        if name in AZD_SUPPLIED:
+            assert (var, default) == (AZD_SUPPLIED[name], None), name
+            continue
+        assert default is not None, f"{name}: ${{{var}}} has no default"
+        assert default == str(param["default"]), f"{name}: file default {default!r}, Bicep default {param['default']!r}"
+        # What azd deploys when the variable is unset or empty (a GitHub variable never created).
+        for unset in ({}, {var: ""}):
+            assert resolve_parameter(values[name], param, unset) == param["default"], name
+
+
+def test_python_version_survives_the_python_images_own_PYTHON_VERSION(main: dict[str, Any]) -> None:
+    """azd falls back to the process environment, and python:3.x images and devcontainers
+    export PYTHON_VERSION=3.12.7: the template must not read that name."""
+    values = parameter_file()
+    param = _param(main, "pythonVersion")
+    image_env = {"PYTHON_VERSION": "3.12.7", "PYTHON_SHA256": "0" * 64, "PYTHONUNBUFFERED": "1"}
+    assert resolve_parameter(values["pythonVersion"], param, image_env) == param["default"]
+    assert resolve_parameter(values["pythonVersion"], param, {env_mapping(values["pythonVersion"])[0]: "3.12"}) == "3.12"
+    for path in (INFRA / "main.parameters.json", REPO / "azure.yaml", REPO / ".github" / "workflows" / "ci.yml"):
+        assert "PYTHON_VERSION}" not in path.read_text() and "${PYTHON_VERSION" not in path.read_text(), path
+
+
+def test_location_is_limited_to_regions_that_offer_flex_consumption(main: dict[str, Any]) -> None:
+    location = _param(main, "location")
+    allowed = _decorator(location, "allowed")
+    assert allowed, "location accepts any region; one without Flex Consumption fails half-way"
+    assert all(re.fullmatch(r"[a-z0-9]+", r) for r in allowed), allowed
+    assert {"eastus", "westeurope", "australiaeast", "swedencentral"} <= set(allowed)
+    # Regions known not to offer Flex Consumption (nor Durable Task Scheduler).
+    assert not {"westindia", "francesouth", "germanynorth", "brazilsoutheast"} & set(allowed)
+    # The list says where it comes from and when it was read, in the comment just above it.
+    lines = (INFRA / "main.bicep").read_text().splitlines()
+    start = location["__start_line__"] - 1
+    comment = []
+    for line in reversed(lines[:start]):
+        if not line.startswith("//"):
+            break
+        comment.insert(0, line)
+    text = " ".join(comment)
+    assert "functions-quickstart-python-http-azd" in text and re.search(r"\d{4}-\d{2}-\d{2}", text), text
+
+
+def test_conditional_module_outputs_are_read_with_safe_access(templates: dict[str, dict[str, Any]]) -> None:
+    """BCP318: `mod.outputs.x` on a module deployed under `if (...)` may be null; Bicep wants
+    `mod.?outputs.x` (pycep reads `.?` as `.`, so the text is checked)."""
+    checked = 0
+    for name, template in templates.items():
+        text = (INFRA / name).read_text()
+        for module, declared in template.get("modules", {}).items():
+            if declared["config"].get("condition") is None:
+                continue
+            checked += 1
+            unsafe = re.findall(rf"\b{module}\.outputs\b", text)
+            assert not unsafe, f"{name}: {module}.outputs on a conditional module (use {module}.?outputs)"
+    assert checked >= 1
+
+
+def test_both_stop_queues_are_created(app: dict[str, Any], site: dict[str, Any]) -> None:
+    from workflow.queue_stop import POISON_QUEUE_NAME, QUEUE_NAME
+
+    (queues,) = resources_of_type(app, "Microsoft.Storage/storageAccounts/queueServices/queues").values()
+    loop = queues["config"]["loop_type"]["detail"]
+    assert loop["array_name"] == "stopQueueNames" and body(queues)["name"] == loop["item_name"]
+    assert variable(app, "stopQueueNames") == [QUEUE_NAME, POISON_QUEUE_NAME]
+    (service,) = resources_of_type(app, "Microsoft.Storage/storageAccounts/queueServices").values()
+    assert body(service)["parent"] == "storage" and body(service)["name"] == "default"
+    assert body(queues)["parent"] == next(iter(resources_of_type(app, "Microsoft.Storage/storageAccounts/queueServices")))
+    assert "stopQueues" in site["dependsOn"]
+
+
+def test_the_deploying_user_may_use_the_stop_queues_and_nothing_else(app: dict[str, Any], main: dict[str, Any]) -> None:
+    values = parameter_file()
+    assert env_mapping(values["principalId"]) == ("AZURE_PRINCIPAL_ID", None)
+    assert _param(main, "principalId")["default"] == ""
+    assert render(main["modules"]["app"]["config"]["params"]["principalId"]) == "principalId"
+    users = [
+        r for r in resources_of_type(app, "Microsoft.Authorization/roleAssignments").values()
+        if render(body(r)["properties"]["principalId"]) == "principalId"
+    ]
+    (user,) = users
+    props = body(user)["properties"]
+    assert render(props["roleDefinitionId"]).endswith("roles.storageQueueDataContributor)")
+    assert props["principalType"] == "principalType"
+    assert render(body(user)["scope"]) == "index_accessor(stopQueues, i)"
+    # One per stop queue, none when azd supplies no principal.
+    count = render(user["config"]["loop_type"]["detail"]["array_name"])
+    assert count == "range(0, empty(principalId) ? 0 : length(stopQueueNames))", count
+
+
+def test_outputs_name_the_storage_account_for_the_queue_commands(app: dict[str, Any], main: dict[str, Any]) -> None:
+    assert render(app["outputs"]["storageAccountName"]["value"]) == "storage.name"
+    assert render(main["outputs"]["AZURE_STORAGE_ACCOUNT_NAME"]["value"]) == "app.outputs.storageAccountName"
 
 
 def test_azure_yaml_deploys_the_repository_root_as_a_python_function_app(site: dict[str, Any]) -> None:
@@ -331,5 +436,6 @@ def test_azure_yaml_deploys_the_repository_root_as_a_python_function_app(site: d
     azure = yaml.safe_load((REPO / "azure.yaml").read_text())
     assert azure["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
     (name, service), = azure["services"].items()
-    assert service == {"project": ".", "language": "python", "host": "function"}
+    assert {k: service[k] for k in ("project", "language", "host")} == {"project": ".", "language": "python", "host": "function"}
+    assert service["dist"] == ".azd-package"  # staged by the prepackage hook: tests/infra/test_package.py
     assert render(site["tags"]) == f"union(tags, {{'azd-service-name': {name}}})"
