@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import load, replay
+from bench import eternal, load, replay
 from bench.seed import ORCHESTRATOR, seed, seed_key
 from devhost.process import REPO, DevhostProcess, free_port
 
@@ -145,6 +145,18 @@ def measure_replay(size: dict[str, Any], workdir: Path, env: dict[str, str]) -> 
     return run.figures()
 
 
+def measure_eternal(size: dict[str, Any], workdir: Path, env: dict[str, str]
+                    ) -> dict[str, float]:
+    """Status reads and a terminate while an orchestration continues as new forever
+    (:mod:`bench.eternal`), on one devhost worker."""
+    host = DevhostProcess(replay.APP, workdir / "eternal.sqlite3", env=env, workers=1).start()
+    try:
+        return asyncio.run(eternal.run(host.url, reads=size["replay_reads"],
+                                       deadline=size["replay_deadline"]))
+    finally:
+        host.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
@@ -180,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         one_worker = measure_devhost(size, [best_c], workdir / "one", env, 1)
         lookups = measure_lookups(size, workdir, env, args.workers)
         replayed = measure_replay(size, workdir, env)
+        replayed.update(measure_eternal(size, workdir, env))
         peer = {} if args.no_peer else measure_peer(size, workdir, args.peer_concurrency)
         if not args.no_peer:
             peer.update(measure_peer_durabletask(size, args.peer_concurrency))
@@ -247,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
          f"{result['replay_history_events_max']:,.0f} events",
          f"{result['status_read_p50_ms_during_replay']:.1f} / "
          f"{result['status_read_p99_ms_during_replay']:.1f}"),
+        ("same, an eternal continue_as_new loop running",
+         f"{result['eternal_status_read_p50_ms']:.1f} / "
+         f"{result['eternal_status_read_p99_ms']:.1f}"),
+        ("terminate of that loop -> Terminated ms", f"{result['eternal_terminate_ms']:.1f}"),
     ]
     if peer:
         rows += [("DBOS peer lifecycles/s", f"{peer['peer_dbos_lifecycles_per_s']:,.1f}"),

@@ -6,10 +6,18 @@ An *episode* delivers every visible inbox message of one instance: the engine re
 action walk), and a *drain* applies the commits of up to ``BATCH`` episodes in one transaction.
 
 Guarantees:
-- Replay never holds the HTTP loop for long: an episode of a long history (``offload_events``
-  events or more) is computed on a replay thread while the loop keeps serving requests, and a
-  drain yields to the loop between episodes (every ``YIELD_SECONDS`` of work); commits and all
-  store access stay on the loop thread. Two episodes of one instance never overlap.
+- Orchestrator code never runs on the HTTP loop: every episode is computed on an orchestrator
+  thread (:meth:`Engine._compute`); the loop waits for it, blocked, at most ``SYNC_SECONDS``
+  (none for a long history, ``offload_events`` events or more), then serves requests while it
+  runs, and past ``DETACH_SECONDS`` lets it run on alone (committed when it ends). A drain
+  yields to the loop between episodes (every ``YIELD_SECONDS`` of work) and after every batch
+  (an instance that continues as new forever takes turns with requests). Commits and all store
+  access stay on the loop thread. Two episodes of one instance never overlap.
+- ``functionTimeout`` (host.json, :mod:`devhost.invocations`) ends a stuck episode as the host
+  does: nothing of it is committed, its thread is interrupted, and it runs again once that
+  thread has ended (a thread that never ends is abandoned; shutdown never waits for it).
+- A Suspended instance's episode reads only its control messages: each raise to it costs the
+  same however many wait.
 - Activities are at least once: a work row lives until its result is committed, and every row
   left by a crash or cut by the shutdown grace period is dispatched again on start.
 - Every orchestrator episode and activity call logs the host's ``Executing``/``Executed`` lines
@@ -30,11 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import functools
 import heapq
 import logging
 import math
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +53,7 @@ from typing import Any, Callable
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
-from devhost import episode, failures, hold, hostlog
+from devhost import episode, failures, hold, hostlog, invocations
 from devhost import history as h
 from devhost.episode import History, Outcome, Snapshot
 from devhost.history import EventType
@@ -57,10 +67,21 @@ log = logging.getLogger("devhost.engine")
 BATCH = 64
 #: A drain yields to the event loop after this much episode work.
 YIELD_SECONDS = 0.005
-#: Histories this long (events) are replayed on the replay thread instead of the loop.
+#: Histories this long (events) are replayed without the loop waiting for them at all.
 OFFLOAD_EVENTS = 400
-#: The GIL switch interval while a replay runs on the replay thread (see _compute_aside).
+#: How long the loop waits, blocked, for an episode's thread before it lets the episode run
+#: on alone and goes back to serving (see Engine._compute).
+SYNC_SECONDS = 0.005
+#: How long a drain awaits an episode (serving requests meanwhile) before it lets the episode
+#: run on alone and goes on with the next ones: long replays are awaited one at a time (two at
+#: once would only contend for the GIL), a blocked orchestrator holds the others this long.
+DETACH_SECONDS = 0.5
+#: The GIL switch interval while an episode runs off the loop (see Engine._slow_changed).
 REPLAY_SWITCH_INTERVAL = 0.0005
+#: Threads running orchestrator episodes (the Python worker's sync thread pool is as large).
+ORCHESTRATOR_THREADS = 32
+#: An episode still running after this long is logged as stuck (once).
+STUCK_SECONDS = 10.0
 #: Cached history bytes (least recently used histories are dropped beyond it).
 CACHE_BYTES = 64 * 1024 * 1024
 #: Failed tries of one instance's episode or commit before it is failed for good.
@@ -77,6 +98,30 @@ def _pure_replay(inst: Instance, commit: EpisodeCommit) -> bool:
             and not (commit.new_work or commit.messages or commit.children
                      or commit.cancel_timers or commit.reset_history)
             and (not commit.set_custom_status or commit.custom_status == inst.custom_status))
+
+
+class _Episode:
+    """One orchestrator episode computed on a thread of the engine's pool: which thread runs
+    it (to interrupt it at ``functionTimeout``) and whether it was abandoned."""
+
+    __slots__ = ("snap", "thread", "lock", "abandoned", "began", "timers")
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.thread: int | None = None
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.began = time.monotonic()
+        self.timers: list[asyncio.TimerHandle] = []
+
+    def run(self, app: LoadedApp) -> Outcome:
+        with self.lock:
+            self.thread = threading.get_ident()
+        try:
+            return episode.compute(app, self.snap)
+        finally:
+            with self.lock:
+                self.thread = None
 
 
 class Engine:
@@ -107,8 +152,15 @@ class Engine:
         self._slots = asyncio.Semaphore(max_activities)
         self._pool = ThreadPoolExecutor(max_workers=max_activities,
                                         thread_name_prefix="devhost-activity")
-        # One thread: replays are CPU-bound Python, more threads would only contend for the GIL.
-        self._replayer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devhost-replay")
+        # Orchestrator code runs here, never on the loop: a blocking or endless orchestrator
+        # holds its thread, not the host. Usually one thread is busy (the loop waits for it);
+        # more only while episodes run on alone.
+        self._orchestrators = ThreadPoolExecutor(max_workers=ORCHESTRATOR_THREADS,
+                                                 thread_name_prefix="devhost-orchestrator")
+        self._function_timeout = app.function_timeout
+        #: Episodes running on alone (past SYNC_SECONDS), by instance.
+        self._slow: dict[str, _Episode] = {}
+        self._switch_interval: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.episodes = 0
@@ -130,6 +182,11 @@ class Engine:
     def pending_wakeups(self) -> int:
         """Entries in the timer heap (bounded: see module docstring)."""
         return len(self._wakeups)
+
+    @property
+    def episodes_running_alone(self) -> int:
+        """Episodes computed on past ``SYNC_SECONDS`` while the loop serves (see _compute)."""
+        return len(self._slow)
 
     @property
     def cached_bytes(self) -> int:
@@ -212,6 +269,9 @@ class Engine:
                     await asyncio.sleep(hold.RECHECK_SECONDS)
                     continue
                 await self._drain_batch()
+                # Every batch gives the loop a turn: an instance that is always ready again
+                # (continue_as_new without an await) must not starve requests or other workers.
+                await asyncio.sleep(0)
         finally:
             self._drain_scheduled = False
             if self._ready and not self._closed:
@@ -235,24 +295,20 @@ class Engine:
             if iid in taken:
                 deferred.append(iid)
                 continue
+            if iid in self._slow:
+                continue  # woken again when its running episode ends
             budget -= 1
             try:
                 snap = self._read(iid)
                 if snap is None:
                     continue
-                if len(snap.history.texts) >= self._offload_events:
-                    # Commit what is computed first: those episodes need not wait for this one.
-                    self._apply(done)
-                    done, taken = [], set()
-                    outcome = await self._compute_aside(snap)
-                    worked_since = time.perf_counter()
-                else:
-                    outcome = episode.compute(self.app, snap)
+                outcome = await self._compute(snap)
             except Exception as exc:
                 self._failed(iid, exc, "episode")
                 continue
-            done.append((snap, outcome))
-            taken.add(iid)
+            if outcome is not None:  # else it runs on alone, committed when it ends
+                done.append((snap, outcome))
+                taken.add(iid)
             if time.perf_counter() - worked_since > YIELD_SECONDS:
                 await asyncio.sleep(0)  # let HTTP requests in between episodes
                 worked_since = time.perf_counter()
@@ -260,22 +316,114 @@ class Engine:
             self._ready[iid] = None
         self._apply(done)
 
-    async def _compute_aside(self, snap: Snapshot) -> Outcome:
-        """Compute an episode on the replay thread while the loop serves requests.
+    async def _compute(self, snap: Snapshot) -> Outcome | None:
+        """Compute an episode on an orchestrator thread. The loop waits for it, blocked, up to
+        ``SYNC_SECONDS`` (nothing else would run meanwhile, and a short episode costs only the
+        hop); an episode still running then, or one of a long history (``offload_events``),
+        is awaited while the loop serves requests, up to ``DETACH_SECONDS``; one still
+        running then runs on alone while the drain goes on: None is returned and its commit
+        is applied when it ends (:meth:`_ended`). At ``functionTimeout`` it is abandoned
+        (:meth:`_timed_out`).
 
-        The replay holds the GIL most of the time; the loop thread gets it back only when the
-        replay thread is asked to drop it, after the switch interval (5 ms by default). Every
-        request crosses several GIL releases (socket reads and writes, SQLite calls), so for
-        the duration of the replay the interval is shortened: a status read then waits a few
-        tenths of a millisecond per crossing instead of 5 ms.
+        Raises: what the episode raised (a devhost bug: the caller retries the instance).
         """
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(REPLAY_SWITCH_INTERVAL)
+        job = _Episode(snap)
+        future = self._orchestrators.submit(job.run, self.app)
+        if len(snap.history.texts) < self._offload_events:
+            try:
+                return future.result(timeout=SYNC_SECONDS)
+            except concurrent.futures.TimeoutError:
+                pass
+        iid = snap.instance.instance_id
+        self._slow[iid] = job
+        self._slow_changed()
+        await asyncio.wait([asyncio.wrap_future(future)], timeout=DETACH_SECONDS)
+        if future.done():
+            del self._slow[iid]
+            self._slow_changed()
+            return future.result()
+        loop = self.loop
+        job.timers.append(loop.call_later(STUCK_SECONDS, self._stuck, job))
+        if self._function_timeout is not None:
+            job.timers.append(loop.call_later(self._function_timeout, self._timed_out, job))
+        future.add_done_callback(
+            lambda f: loop.call_soon_threadsafe(self._ended, job, f) if not loop.is_closed()
+            else None)
+        return None
+
+    def _slow_changed(self) -> None:
+        """While an episode runs on alone, shorten the GIL switch interval. Its thread holds
+        the GIL most of the time; the loop gets it back only when that thread is asked to drop
+        it, after the interval (5 ms by default), and every request crosses several GIL
+        releases (socket reads and writes, SQLite calls): a status read then waits a few
+        tenths of a millisecond per crossing instead of 5 ms."""
+        if self._slow and self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(REPLAY_SWITCH_INTERVAL)
+        elif not self._slow and self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
+
+    def _ended(self, job: _Episode, future: concurrent.futures.Future) -> None:
+        """An episode that ran on alone ended: commit it (unless abandoned), then look at the
+        instance again (messages that came meanwhile)."""
+        iid = job.snap.instance.instance_id
+        if self._slow.get(iid) is job:
+            del self._slow[iid]
+            self._slow_changed()
+        for timer in job.timers:
+            timer.cancel()
+        if self._closed:
+            return
+        if job.abandoned:
+            # The host retries an orchestrator invocation that timed out (below); devhost
+            # retries it once the abandoned thread has ended, so a stuck one never piles up.
+            log.warning("the timed-out episode of %s has ended on its thread; running it "
+                        "again", iid)
+            self.forget(iid)
+            self.wake(iid)
+            return
         try:
-            return await self.loop.run_in_executor(self._replayer, episode.compute, self.app,
-                                                   snap)
-        finally:
-            sys.setswitchinterval(previous)
+            outcome = future.result()
+        except BaseException as exc:
+            self._failed(iid, exc, "episode")
+            return
+        self._apply([(job.snap, outcome)])
+        self.wake(iid)
+
+    def _stuck(self, job: _Episode) -> None:
+        inst = job.snap.instance
+        limit = ("no functionTimeout" if self._function_timeout is None else
+                 f"functionTimeout {invocations.format_timespan(self._function_timeout)}")
+        hostlog.function_logger(inst.name).warning(
+            "Orchestrator '%s' (instance '%s') has been running one episode for %.0f s and "
+            "holds an orchestrator thread (%s); orchestrator code must not block or loop "
+            "without yielding", inst.name, inst.instance_id, time.monotonic() - job.began, limit)
+
+    def _timed_out(self, job: _Episode) -> None:
+        """``functionTimeout`` passed. The extension aborts a timed-out orchestrator
+        invocation and retries it: nothing of it is committed and its messages go back to the
+        queue (azure-functions-durable-extension ``DurableTaskExtension.OrchestrationMiddleware``
+        treats ``FunctionTimeoutError`` like a runtime error: ``SessionAbortedException``, since
+        PR #2156), and the host restarts the worker process running it. devhost interrupts the
+        thread (:func:`devhost.invocations.interrupt`), drops its result and reruns the
+        episode once the thread has ended; a thread that never ends keeps the instance
+        Running, and a restart of devhost runs it again."""
+        with job.lock:
+            thread = job.thread
+            if thread is None:
+                return  # it has just ended: its result is on its way
+            job.abandoned = True
+            interrupted = invocations.interrupt(thread)
+        inst = job.snap.instance
+        assert self._function_timeout is not None
+        hostlog.function_logger(inst.name).error(
+            "Timeout value of %s exceeded by function 'Functions.%s' (instance '%s'). "
+            "Initiating cancellation.", invocations.format_timespan(self._function_timeout),
+            inst.name, inst.instance_id)
+        log.warning("the episode of %s was aborted at functionTimeout and will run again once "
+                    "its thread ends%s", inst.instance_id,
+                    "" if interrupted else " (the thread could not be interrupted)")
 
     def step(self, instance_id: str) -> None:
         """Run one episode of ``instance_id`` now, on the calling thread, and commit it: the
@@ -296,6 +444,15 @@ class Engine:
                 # Never before the instance's last episode (another worker's clock may be
                 # later than ours): OrchestratorStarted times must not decrease.
                 at = max(self.now(), inst.updated_at)
+                if inst.status == RuntimeStatus.SUSPENDED:
+                    # Everything but a control message waits in the inbox until a resume:
+                    # look for those only, so each message raised meanwhile costs the same
+                    # whatever number already waits (the episode of a resume or terminate
+                    # reads them all).
+                    control = self.store.visible_control(instance_id, at)
+                    if not any(m.kind != "suspend" for m in control):
+                        return Snapshot(inst, at, control, self._history(inst)) \
+                            if control else None
                 messages = self.store.visible_messages(instance_id, at)
                 if messages:
                     return Snapshot(inst, at, messages, self._history(inst))
@@ -464,7 +621,13 @@ class Engine:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._replayer.shutdown(wait=True, cancel_futures=True)
+        # Never wait for an orchestrator thread: a stuck one would hold the shutdown forever.
+        self._orchestrators.shutdown(wait=False, cancel_futures=True)
+        for job in self._slow.values():
+            for timer in job.timers:
+                timer.cancel()
+        self._slow.clear()
+        self._slow_changed()
         return unfinished
 
     # ---- activities ----------------------------------------------------------------------------
@@ -492,6 +655,32 @@ class Engine:
                 item.instance_id, "task", event, at, item.execution_id, item.task_id)):
             self.wake(item.instance_id)
 
+    async def _within_timeout(self, activity: Any, kwargs: dict[str, Any]) -> Any:
+        """Call an activity (a sync one on the activity pool); past ``functionTimeout`` raise
+        :class:`~devhost.invocations.FunctionTimeoutException`, which the extension records as
+        the activity's failure (``TaskActivityShim``: ``FunctionTimeoutError`` is handled as a
+        user code error). An async one is cancelled, a sync one's thread interrupted (see
+        :func:`devhost.invocations.interrupt`); its result, if any comes, is dropped."""
+        tracked = None
+        if activity.is_async:
+            call = asyncio.ensure_future(activity.user_function(**kwargs))
+        else:
+            tracked = invocations.Tracked(functools.partial(activity.user_function, **kwargs))
+            call = asyncio.ensure_future(self.loop.run_in_executor(
+                self._pool, hostlog.in_context(tracked)))
+        try:
+            done, _ = await asyncio.wait([call], timeout=self._function_timeout)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        if not done:
+            call.cancel()
+            if tracked is not None:
+                tracked.interrupt()
+            assert self._function_timeout is not None
+            raise invocations.FunctionTimeoutException(activity.name, self._function_timeout)
+        return call.result()
+
     async def _invoke_activity(self, item: WorkItem) -> dict[str, Any]:
         activity = self.app.activities.get(item.name)
         if activity is None:
@@ -503,11 +692,7 @@ class Engine:
             value = None if item.input is None else ActivityTriggerConverter.decode(
                 meta.Datum(type="json", value=item.input), trigger_metadata=None)
             kwargs = {activity.input_param: value}
-            if activity.is_async:
-                result = await activity.user_function(**kwargs)
-            else:
-                result = await self.loop.run_in_executor(self._pool, hostlog.in_context(
-                    functools.partial(activity.user_function, **kwargs)))
+            result = await self._within_timeout(activity, kwargs)
             datum = ActivityTriggerConverter.encode(result, expected_type=None)
         except asyncio.CancelledError:
             raise

@@ -585,9 +585,13 @@ def compute(app: LoadedApp, snap: Snapshot) -> Outcome:
     inst, at = snap.instance, snap.at
     if snap.history.facts is None:
         snap.history.facts = Facts.of(snap.history.texts)
-    current = [m for m in snap.messages
-               if m.execution_id is None or m.execution_id == inst.execution_id]
-    stale = [m.msg_id for m in snap.messages if m not in current]
+    current: list[Message] = []
+    stale: list[int] = []
+    for m in snap.messages:  # one pass: an inbox may hold thousands of messages
+        if m.execution_id is None or m.execution_id == inst.execution_id:
+            current.append(m)
+        else:
+            stale.append(m.msg_id)
     if inst.status in TERMINAL:
         return Outcome(_base_commit(snap, inst.status, [m.msg_id for m in snap.messages]), [])
     terminate = next((m for m in current if m.kind == "terminate"), None)

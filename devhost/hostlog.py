@@ -255,7 +255,7 @@ class Invocation:
     the time the invocation began, but is written after what the function itself logged.
     A deferred invocation may be :meth:`detach`-ed from its thread when the function returns,
     and its lines written later by another thread (the engine logs an episode once its commit
-    is durable; the episode may have been computed on the replay thread).
+    is durable; the episode was computed on an orchestrator thread).
     """
 
     __slots__ = ("name", "reason", "instance_id", "logger", "_id", "_began", "_deferred",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from devhost.appfiles import AppLoadError, read_host_json
+from devhost.invocations import DEFAULT_FUNCTION_TIMEOUT, function_timeout
 from devhost.queues import QueueFunction, QueueOptions
 from devhost.routes import RouteTemplate
 from devhost.status import RuntimeStatus, overridable_states
@@ -71,6 +72,8 @@ class LoadedApp:
     timers: tuple[TimerFunction, ...] = field(default=())
     queues: tuple[QueueFunction, ...] = field(default=())
     queue_options: QueueOptions = field(default_factory=QueueOptions)
+    #: host.json ``functionTimeout`` in seconds (None: no limit); see devhost.invocations.
+    function_timeout: float | None = DEFAULT_FUNCTION_TIMEOUT
 
 
 def _find_app(module: Any) -> Any:
@@ -188,10 +191,12 @@ def index_app(app: Any, directory: str = ".", host: dict[str, Any] | None = None
         raise AppLoadError(f"host.json: {exc}") from exc
     try:
         queue_options = QueueOptions.from_host_json(host)
+        timeout = function_timeout(host)
     except ValueError as exc:
         raise AppLoadError(f"host.json: {exc}") from exc
     return LoadedApp(directory=os.path.abspath(directory), route_prefix=route_prefix,
                      hub_name=durable.get("hubName") or "TestHubName",
                      overridable=overridable, http=tuple(http), orchestrators=orchestrators,
                      activities=activities, warnings=tuple(warnings), timers=tuple(timers),
-                     queues=tuple(queues), queue_options=queue_options)
+                     queues=tuple(queues), queue_options=queue_options,
+                     function_timeout=timeout)

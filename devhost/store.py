@@ -73,6 +73,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_by_instance ON inbox (instance_id, msg_id);
+-- Only control rows: a Suspended instance looks for them without reading its waiting events.
+CREATE INDEX IF NOT EXISTS inbox_control ON inbox (instance_id, msg_id)
+    WHERE kind IN ('terminate', 'suspend', 'resume');
 CREATE TABLE IF NOT EXISTS work (
     work_id INTEGER PRIMARY KEY AUTOINCREMENT,
     instance_id TEXT NOT NULL,
@@ -591,6 +594,16 @@ class Store:
         return [Message(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[6])
                 for r in self.db.execute(
                     f"SELECT {_MESSAGE_COLUMNS} FROM inbox WHERE instance_id=? AND visible_at<=? "
+                    f"ORDER BY msg_id", (instance_id, at))]
+
+    def visible_control(self, instance_id: str, at: float) -> list[Message]:
+        """The instance's terminate/suspend/resume rows visible at ``at``, oldest first: what a
+        Suspended instance can act on. Reads only those rows (a partial index), however many
+        events wait behind them."""
+        return [Message(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[6])
+                for r in self.db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM inbox WHERE instance_id=? "
+                    f"AND kind IN ('terminate', 'suspend', 'resume') AND visible_at<=? "
                     f"ORDER BY msg_id", (instance_id, at))]
 
     def next_wake(self, instance_id: str) -> float | None:

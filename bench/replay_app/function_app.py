@@ -35,3 +35,10 @@ def long_history(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     yield context.task_all([context.create_timer(now) for _ in range(timers)])
     yield context.wait_for_external_event("Workflow")
     return timers
+
+
+@app.orchestration_trigger(context_name="context")
+def eternal(context: df.DurableOrchestrationContext) -> None:
+    """An eternal loop: continues as new at once, no await in a generation (bench/eternal.py)."""
+    context.continue_as_new((context.get_input() or 0) + 1)
+    return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,17 @@ class Harness:
         self.engine = Engine(self.store, loaded, clock=clock, **engine_options)
         self.api = ManagementApi(self.store, self.engine, loaded)
 
-    async def settle(self, rounds: int = 20) -> None:
-        """Let scheduled drains run (loop callbacks and tasks; no real time passes)."""
-        for _ in range(rounds):
-            await asyncio.sleep(0)
+    async def settle(self, rounds: int = 20, timeout: float = 30.0) -> None:
+        """Let scheduled drains run (loop callbacks and tasks; no time passes on the fake
+        clock), and wait (real time, up to ``timeout``) for episodes running on alone on
+        their threads (a long one: see ``Engine._compute``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for _ in range(rounds):
+                await asyncio.sleep(0)
+            if not self.engine.episodes_running_alone or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.002)
 
     async def tick(self, seconds: float) -> None:
         self.clock.advance(seconds)

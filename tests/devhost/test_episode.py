@@ -35,9 +35,30 @@ HOOKS: list[Callable[[], None]] = []
 BRANCH = {"value": "timer"}
 
 
+#: The test's event loop, where the hooks run (the other worker acts on its own loop).
+LOOP: list[asyncio.AbstractEventLoop] = []
+
+
 def _run_hooks() -> None:
-    while HOOKS:
-        HOOKS.pop(0)()
+    """Run the hooks on the test's loop while this episode waits on its orchestrator thread
+    (the engine lets the episode run on alone and serves the loop meanwhile)."""
+    if not HOOKS:
+        return
+    if threading.current_thread() is threading.main_thread():
+        while HOOKS:
+            HOOKS.pop(0)()
+        return
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            while HOOKS:
+                HOOKS.pop(0)()
+        finally:
+            done.set()
+
+    LOOP[0].call_soon_threadsafe(run)
+    assert done.wait(timeout=10), "the loop never ran the hooks"
 
 
 @app.activity_trigger(input_name="value")
@@ -136,7 +157,8 @@ LOADED = index_app(app, str(Path(__file__).parent),
 
 
 @pytest.fixture(autouse=True)
-def _reset() -> None:
+async def _reset() -> None:
+    LOOP[:] = [asyncio.get_running_loop()]
     HOOKS.clear()
     BRANCH["value"] = "timer"
     REPLAYING.clear()
