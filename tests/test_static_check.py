@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ from tests.app_index import functions
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 DOCTOR = Path(sys.executable).parent / "azure-functions-doctor"
+#: What the deployment package holds (tests/infra/test_funcignore.py proves the listing).
+DEPLOYED = ("function_app.py", "host.json", "requirements.txt", "workflow")
 
 HTTP_SURFACE = {
     "start": ("start/{input}", {"POST", "GET"}),
@@ -31,11 +34,22 @@ PUBLIC_SURFACE = {"openapi_document": ("openapi.json", {"GET"})}  # anonymous: t
 EVENT_SURFACE = {"stop_from_queue", "purge_finished_runs"}  # queue and timer triggers
 
 
-def test_azure_functions_doctor_reports_no_failures() -> None:
+def test_azure_functions_doctor_reports_no_failures(tmp_path: Path) -> None:
+    """The doctor checks what Azure runs: the deployed files only. It scans every ``.py`` under
+    its path, and the repository also holds test apps that misbehave on purpose (an orchestrator
+    that blocks in ``time.sleep``, tests/devhost/apps/blocking)."""
     assert DOCTOR.exists(), "pip install -r requirements-dev.txt (azure-functions-doctor)"
+    package = tmp_path / "package"
+    package.mkdir()
+    for name in DEPLOYED:
+        source = APP_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, package / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, package / name)
     result = subprocess.run(
-        [str(DOCTOR), "doctor", "--path", str(APP_ROOT), "--profile", "full", "--format", "json"],
-        cwd=APP_ROOT,
+        [str(DOCTOR), "doctor", "--path", str(package), "--profile", "full", "--format", "json"],
+        cwd=package,
         capture_output=True,
         text=True,
         timeout=120,
