@@ -52,10 +52,9 @@ MUTANTS = [
            '      "overridableExistingInstanceStates": "AnyState",',
            (f"{GUARANTEES}::test_thousand_concurrent_starts_of_one_input_make_one_instance",)),
     Mutant("no lost stop before the first wait", "devhost/episode.py",
-           "    stale = [m.msg_id for m in snap.messages if m not in current]",
-           "    stale = [m.msg_id for m in snap.messages if m not in current or (m.kind == 'event' "
-           "and inst.status == RuntimeStatus.PENDING)]; current = [m for m in current "
-           "if m.msg_id not in stale]",
+           "        if m.execution_id is None or m.execution_id == inst.execution_id:",
+           "        if (m.execution_id is None or m.execution_id == inst.execution_id) and not ("
+           "m.kind == 'event' and inst.status == RuntimeStatus.PENDING):",
            (f"{GUARANTEES}::test_stop_before_orchestrator_waits_is_not_lost",)),
     Mutant("no lost stop across kill -9", "devhost/management.py",
            "            self.store.enqueue(message, LIVE)",
