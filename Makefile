@@ -41,10 +41,10 @@ $(MUTATION_STAMP): $(STAMP) requirements-mutation.txt
 	$(PY) -m pip install --quiet -r requirements-mutation.txt
 	touch $@
 
-# Azurite (the storage emulator the queue trigger uses), pinned in devhost/azurite.py, installed
+# Azurite (the storage emulator the queue trigger uses), pinned in devhost/triggers/azurite.py, installed
 # with npm into .devhost/azurite; without npm this says what is missing and `make run` goes on.
 azurite: $(STAMP)
-	$(PY) -m devhost.azurite install
+	$(PY) -m devhost.triggers.azurite install
 
 run: $(STAMP) azurite
 	$(PY) -m devhost --port $(PORT) --workers $(WORKERS) --start-azurite

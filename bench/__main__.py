@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import eternal, load, replay
 from bench.seed import ORCHESTRATOR, seed, seed_key
-from devhost.process import REPO, DevhostProcess, free_port
+from devhost.host.process import REPO, DevhostProcess, free_port
 
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(hello=300, lifecycles=30, unloaded=10, small=20, large=200, checks=20,

@@ -72,7 +72,7 @@ PARK_POLL_S = 0.001
 MODES = ("threads", "async")
 # SQLite settings for DBOS's system database: "dbos" leaves DBOS's own (rollback journal,
 # synchronous=FULL: several fsyncs per commit); "devhost" applies devhost's default store settings
-# (devhost/store.py: WAL, synchronous=NORMAL), so both sides pay the same durability price.
+# (devhost/core/store.py: WAL, synchronous=NORMAL), so both sides pay the same durability price.
 SQLITE_SETTINGS = ("devhost", "dbos")
 # DBOS's default system-database pool is 20 connections. On SQLite they only contend for the
 # one write lock, and a loser waits in SQLite's busy handler, which sleeps in steps of up to

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from bench.load import Samples, percentile
-from devhost.process import free_port
+from devhost.host.process import free_port
 
 EVENT = "Workflow"
 #: Closed-loop drivers (client threads), as for the DBOS peer.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from devhost.store import Store
+from devhost.core.store import Store
 
 ORCHESTRATOR = "workflow_orchestrator"
 

@@ -1,7 +1,7 @@
 """``python -m devhost``: serve a v2 Durable Functions app locally, like ``func start``.
 
 ``python -m devhost durable <verb> ...`` runs a ``func durable`` command instead
-(:mod:`devhost.cli`)."""
+(:mod:`devhost.tools.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -9,11 +9,12 @@ import asyncio
 import signal
 import sys
 
-from devhost import hostlog, shutdown, supervisor
-from devhost.appfiles import AppLoadError
-from devhost.dashboard import PATH as DASHBOARD_PATH
-from devhost.host import Config, Devhost
-from devhost.store import NotADevhostStore, StoreLocked
+from devhost.app import hostlog
+from devhost.app.appfiles import AppLoadError
+from devhost.core.store import NotADevhostStore, StoreLocked
+from devhost.host import shutdown, supervisor
+from devhost.host.assembly import Config, Devhost
+from devhost.tools.dashboard import PATH as DASHBOARD_PATH
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
@@ -125,7 +126,7 @@ async def serve(config: Config) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["durable"]:
-        from devhost import cli  # the `func durable` verbs; see devhost/cli.py
+        from devhost.tools import cli  # the `func durable` verbs; see devhost/tools/cli.py
         return cli.main(argv[1:])
     config, level = parse_args(argv)
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devhost.process import DevhostProcess  # noqa: E402
+from devhost.host.process import DevhostProcess  # noqa: E402
 from tests.devhost.browser import chromium_path  # noqa: E402
 from tests.devhost.support import CAPABILITIES, WEBHOOK  # noqa: E402
 

@@ -109,7 +109,7 @@ def request(url: str, method: str = "GET", body: Any = None) -> tuple[int, dict[
 def measure(root: Path, activity_seconds: float) -> bool:
     """Step 1, on devhost serving the customised copy; prints the figures."""
     sys.path.insert(0, str(root))
-    from devhost.process import DevhostProcess
+    from devhost.host.process import DevhostProcess
 
     with tempfile.TemporaryDirectory(prefix="custom-devhost-") as tmp:
         host = DevhostProcess(root, Path(tmp) / "devhost.sqlite3",

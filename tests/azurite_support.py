@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from devhost import azurite
-from devhost.process import free_port
-from devhost.queues import development_connection_string
+from devhost.host.process import free_port
+from devhost.triggers import azurite
+from devhost.triggers.queues import development_connection_string
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +48,7 @@ class Queues:
     def __init__(self, conn: str) -> None:
         from azure.storage.queue import QueueServiceClient
 
-        from devhost.queues import AZURITE_API_VERSION
+        from devhost.triggers.queues import AZURITE_API_VERSION
 
         self.service = QueueServiceClient.from_connection_string(
             conn, api_version=AZURITE_API_VERSION)

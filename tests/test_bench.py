@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from devhost.process import REPO
+from devhost.host.process import REPO
 
 KEYS = ["hello_rps", "lifecycles_per_s", "lifecycles_per_s_no_fastpath",
         "lifecycles_per_s_one_worker", "start_p50_ms",

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 import devhost
-from devhost.process import free_port
+from devhost.host.process import free_port
 from tests.infra.test_funcignore import packaged
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def test_wheel_holds_devhost_with_its_dashboard_and_declares_the_command(install
     packaged_code = {n.split("/")[0] for n in names if ".dist-info/" not in n}
     assert packaged_code == {"devhost"}, "only devhost is packaged (not workflow/, tests, bench)"
     for static in ("index.html", "app.js", "style.css"):
-        assert f"devhost/dashboard/{static}" in names
+        assert f"devhost/tools/static/{static}" in names
     assert metadata["Name"] == "devhost" and metadata["Version"] == devhost.__version__
     assert metadata["License-Expression"] == "MIT"
     assert metadata["Requires-Python"] == ">=3.11"

@@ -50,15 +50,15 @@ import azure.functions as func
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from devhost import ncrontab
-from devhost.engine import Engine
-from devhost.fastpath import InprocTransport
-from devhost.loader import LoadedApp, load_app
-from devhost.management import RPC_PATH, ManagementApi
-from devhost.server import DevServer
-from devhost.store import Store
-from devhost.timers import (ScheduleMonitor, TimerFunction, TimerRunner, call,
-                            resolve_setting_references)
+from devhost.app import ncrontab
+from devhost.app.bindings import TimerFunction
+from devhost.app.loader import LoadedApp, load_app
+from devhost.core.engine import Engine
+from devhost.core.store import Store
+from devhost.host.fastpath import InprocTransport
+from devhost.host.server import DevServer
+from devhost.tools.management import RPC_PATH, ManagementApi
+from devhost.triggers.timers import ScheduleMonitor, TimerRunner, call, resolve_setting_references
 
 __all__ = ["Response", "TestHost", "VirtualClock", "run_app"]
 
@@ -102,7 +102,7 @@ class VirtualClock:
 
 
 class _VirtualTimers:
-    """Runs the app's timer triggers with :class:`~devhost.timers.TimerRunner` on the virtual
+    """Runs the app's timer triggers with :class:`~devhost.triggers.timers.TimerRunner` on the virtual
     clock: each runner parks in :meth:`wait_until` until :meth:`release` reaches its due time."""
 
     def __init__(self, clock: VirtualClock) -> None:
@@ -155,7 +155,7 @@ class _VirtualTimers:
 
 class _ClientRouter:
     """Answers the Durable client's calls for each live host in process (the fast path's
-    :class:`~devhost.fastpath.InprocTransport`), whatever ``DEVHOST_FASTPATH`` says: installed
+    :class:`~devhost.host.fastpath.InprocTransport`), whatever ``DEVHOST_FASTPATH`` says: installed
     into the SDK's client module while at least one host runs, then the previous functions are
     put back. Calls to any other URL go to those previous functions."""
 
@@ -354,7 +354,7 @@ async def run_app(app_dir: str | os.PathLike[str], *, settings: Mapping[str, str
     virtual clock starting now; yields its :class:`TestHost`. See the module docstring for what
     runs and what is restored afterwards.
 
-    Raises: devhost.loader.AppLoadError when the app cannot be loaded; TypeError for a setting
+    Raises: devhost.app.loader.AppLoadError when the app cannot be loaded; TypeError for a setting
     that is not a string.
     """
     with _process_state(), tempfile.TemporaryDirectory(prefix="devhost-testing-") as scratch:

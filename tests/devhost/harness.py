@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devhost.engine import Engine
-from devhost.loader import LoadedApp
-from devhost.management import ManagementApi
-from devhost.store import Store
+from devhost.app.loader import LoadedApp
+from devhost.core.engine import Engine
+from devhost.core.store import Store
+from devhost.tools.management import ManagementApi
 
 ORIGIN = "http://127.0.0.1:7071"
 

@@ -16,9 +16,9 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 import pytest
 
-from devhost.history import EventType
+from devhost.core.history import EventType
 from tests.devhost.support import CAPABILITIES, RPC, WEBHOOK, Api, fresh_id, stored_history
-from devhost.process import DevhostProcess
+from devhost.host.process import DevhostProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,9 @@ from typing import Callable
 import aiohttp
 import pytest
 
-from devhost.history import EventType
+from devhost.core.history import EventType
 from tests.devhost.support import CAPABILITIES, Api, fresh_id, stored_history, wait_for_line
-from devhost.process import DevhostProcess
+from devhost.host.process import DevhostProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devhost.process import REPO
+from devhost.host.process import REPO
 from devhost.testing import TestHost, run_app
 
 pytest_plugins = ["devhost.testing.pytest_plugin"]

@@ -17,9 +17,9 @@ from typing import Any, AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from devhost.history import EventType
+from devhost.core.history import EventType
 from tests.devhost.support import Api, stored_history
-from devhost.process import REPO, DevhostProcess
+from devhost.host.process import REPO, DevhostProcess
 
 pytestmark = pytest.mark.e2e
 

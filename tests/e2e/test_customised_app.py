@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devhost.process import REPO, DevhostProcess
+from devhost.host.process import REPO, DevhostProcess
 from tests.devhost.support import Api
 
 pytestmark = pytest.mark.e2e

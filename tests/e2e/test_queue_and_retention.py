@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devhost.history import EventType
-from devhost.process import DevhostProcess
+from devhost.core.history import EventType
+from devhost.host.process import DevhostProcess
 from tests.azurite_support import Queues, azurite_binary, storage  # noqa: F401 (fixtures)
 from tests.devhost.support import Api, stored_history
 

@@ -45,10 +45,10 @@ from typing import Any, Callable
 
 import azure.functions as func
 
-from devhost import episode
-from devhost.loader import index_app
-from devhost.status import TERMINAL
-from devhost.store import lock_database
+from devhost.app.loader import index_app
+from devhost.app.status import TERMINAL
+from devhost.core import episode
+from devhost.core.store import lock_database
 from tests.devhost.harness import ORIGIN, FakeClock, Harness
 from tests.fuzz import generator, reference
 
@@ -76,7 +76,7 @@ LOADED = index_app(APP.app, str(APP_DIR),
 
 
 class Episodes:
-    """Wraps ``devhost.episode`` while a case runs: times every episode and records what the
+    """Wraps ``devhost.core.episode`` while a case runs: times every episode and records what the
     SDK answered in each (for the determinism check)."""
 
     def __init__(self) -> None:
@@ -173,7 +173,7 @@ class Devhost:
         shared = self.workers > 1
         self.hs = [Harness(self.path, self.clock, LOADED, shared=shared)
                    for _ in range(self.workers)]
-        self.hs[0].engine.recover()  # worker 0 recovers (devhost.supervisor)
+        self.hs[0].engine.recover()  # worker 0 recovers (devhost.host.supervisor)
         await self.settle()
 
     def next_due(self) -> float | None:
@@ -385,7 +385,7 @@ def run_case_process(case: dict[str, Any], directory: Path, deadline: float = 30
     """Run a :func:`tests.fuzz.generator.generate_realtime` case on ``python -m devhost``
     (wall-clock time), SIGKILL it at the case's crash instants and start it again on the same
     database; then compare the final status with the reference's."""
-    from devhost.process import DevhostProcess  # only this mode starts processes
+    from devhost.host.process import DevhostProcess  # only this mode starts processes
 
     expected = reference.interpret(case, ROOT, HORIZON)
     host = DevhostProcess(APP_DIR, directory / "fuzz.sqlite3", workers=case["workers"])

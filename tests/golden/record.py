@@ -27,10 +27,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from devhost.engine import Engine
-from devhost.loader import LoadedApp, load_app
-from devhost.management import ManagementApi
-from devhost.store import Store
+from devhost.app.loader import LoadedApp, load_app
+from devhost.core.engine import Engine
+from devhost.core.store import Store
+from devhost.tools.management import ManagementApi
 
 GOLDEN = Path(__file__).resolve().parent
 REPO = GOLDEN.parent.parent

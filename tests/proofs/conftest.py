@@ -6,7 +6,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from devhost.process import REPO, DevhostProcess
+from devhost.host.process import REPO, DevhostProcess
 from tests.proofs.races import Hold
 
 

@@ -1,6 +1,6 @@
 """What a proof needs to force a race and then show it happened.
 
-``Hold`` engages devhost's test-only episode hold (``devhost/hold.py``): while it is engaged the
+``Hold`` engages devhost's test-only episode hold (``devhost/core/hold.py``): while it is engaged the
 host acknowledges and commits requests but runs no episode, so a proof can line messages up and
 release them into one episode. ``inbox`` and ``episodes`` read devhost's SQLite file (read-only)
 to assert what was queued before the release and which episode delivered what.
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from devhost.history import EventType
+from devhost.core.history import EventType
 from tests.devhost.support import stored_history
 
 
@@ -27,7 +27,7 @@ class Hold:
 
     @property
     def env(self) -> dict[str, str]:
-        from devhost import hold
+        from devhost.core import hold
         return {hold.ENV: str(self.path)}
 
     def engage(self) -> None:

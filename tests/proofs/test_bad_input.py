@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devhost.process import DevhostProcess
+from devhost.host.process import DevhostProcess
 from workflow import openapi
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from tests.devhost.support import Api, stored_history
-from devhost.process import REPO, DevhostProcess
+from devhost.host.process import REPO, DevhostProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@
   with exactly one outcome even when its timer and a stop race.
 - Idempotent start: any number of concurrent starts of one input make exactly one run.
 
-Each race is forced, not hoped for: devhost's test-only episode hold (``devhost/hold.py``) keeps
+Each race is forced, not hoped for: devhost's test-only episode hold (``devhost/core/hold.py``) keeps
 every episode back while the proof lines up the messages, and each proof asserts from the
 recorded inbox and history that the race it is named after happened.
 """
@@ -22,8 +22,8 @@ from typing import Any, Callable
 import aiohttp
 import pytest
 
-from devhost.history import EventType
-from devhost.process import DevhostProcess
+from devhost.core.history import EventType
+from devhost.host.process import DevhostProcess
 from tests.devhost.support import Api, stored_history
 from tests.proofs.races import Hold, episodes, inbox, instance_id, kinds, raised_payloads, until
 

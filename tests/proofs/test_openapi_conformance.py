@@ -16,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from devhost.process import DevhostProcess
+from devhost.host.process import DevhostProcess
 from workflow import openapi
 
 pytestmark = pytest.mark.e2e

@@ -1,5 +1,5 @@
-"""A small Durable app for devhost's log and shutdown tests (tests/devhost/test_hostlog.py,
-tests/devhost/test_shutdown.py).
+"""A small Durable app for devhost's log and shutdown tests (tests/devhost/app/test_hostlog.py,
+tests/devhost/host/test_shutdown.py).
 
     POST /api/orchestrators/{functionName}/{instanceId?}  -> start_new + check-status 202
     GET  /api/boom                                        -> raises (the host answers 500)
