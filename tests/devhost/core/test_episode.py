@@ -240,10 +240,25 @@ async def test_control_committed_by_the_other_worker_during_continue_as_new_is_k
         two: tuple[Harness, Harness], operation: str, outcome: str) -> None:
     a, b = two
     await a.start("cycle", None, "c")
-    HOOKS.append(lambda: b.call("POST", f"/instances/c/{operation}")[0] == 202 or 1 / 0)
+    deferred: list[str] = []
+
+    def other_worker_acts() -> None:
+        # B commits its control message while A computes; B's own episode waits until A has
+        # committed (A's episode runs on a thread and the loop is free, so an immediate drain of
+        # B would settle the instance first and no race would be left to test).
+        wake = b.engine.wake
+        b.engine.wake = lambda instance_id, at=None: deferred.append(instance_id)  # type: ignore[method-assign]
+        try:
+            assert b.call("POST", f"/instances/c/{operation}")[0] == 202
+        finally:
+            b.engine.wake = wake  # type: ignore[method-assign]
+
+    HOOKS.append(other_worker_acts)
     a.raise_event("c", "Next")  # A's episode continues as new; B's operation lands meanwhile
     await _settle(a, b)
-    assert not HOOKS
+    assert not HOOKS and deferred == ["c"]
+    b.engine.wake("c")  # whichever worker runs the next episode, the message must be there
+    await _settle(a, b)
     assert a.status("c")["runtimeStatus"] == outcome
 
 
