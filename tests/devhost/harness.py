@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from devhost.app.loader import LoadedApp
 from devhost.core.engine import Engine
-from devhost.core.store import Store
+from devhost.core.store import Store, lock_database
 from devhost.tools.management import ManagementApi
 
 ORIGIN = "http://127.0.0.1:7071"
@@ -112,3 +114,28 @@ class Harness:
         self.api = ManagementApi(self.store, self.engine, self.loaded)
         self.engine.recover()
         await self.settle()
+
+
+@asynccontextmanager
+async def one_worker(path: Path, loaded: LoadedApp, start: float) -> AsyncIterator[Harness]:
+    """One engine on a fresh file, its clock at ``start``; closed afterwards."""
+    harness = Harness(path, FakeClock(start), loaded)
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+@asynccontextmanager
+async def two_workers(path: Path, loaded: LoadedApp,
+                      start: float) -> AsyncIterator[tuple[Harness, Harness]]:
+    """Two workers' engines on one file, holding its lock as ``devhost --workers 2`` does."""
+    lock = lock_database(str(path))
+    a = Harness(path, FakeClock(start), loaded, shared=True)
+    b = Harness(path, FakeClock(start), loaded, shared=True)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+        lock.close()

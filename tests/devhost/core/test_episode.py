@@ -21,8 +21,7 @@ import pytest
 
 from devhost.app.loader import index_app
 from devhost.core import engine as engine_module, hold
-from devhost.core.store import lock_database
-from tests.devhost.harness import FakeClock, Harness
+from tests.devhost.harness import FakeClock, Harness, one_worker, two_workers
 
 T0 = 1_748_779_200.0  # 2025-06-01T12:00:00Z
 HOUR = 3600.0
@@ -166,22 +165,15 @@ async def _reset() -> None:
 
 @pytest.fixture
 async def one(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path / "one.sqlite3", FakeClock(T0), LOADED)
-    yield h
-    await h.close()
+    async with one_worker(tmp_path / "one.sqlite3", LOADED, T0) as h:
+        yield h
 
 
 @pytest.fixture
 async def two(tmp_path: Path) -> AsyncIterator[tuple[Harness, Harness]]:
     """Two workers' engines on one file."""
-    path = tmp_path / "shared.sqlite3"
-    lock = lock_database(str(path))
-    a = Harness(path, FakeClock(T0), LOADED, shared=True)
-    b = Harness(path, FakeClock(T0), LOADED, shared=True)
-    yield a, b
-    await a.close()
-    await b.close()
-    lock.close()
+    async with two_workers(tmp_path / "shared.sqlite3", LOADED, T0) as pair:
+        yield pair
 
 
 async def _settle(*hs: Harness) -> None:
