@@ -147,6 +147,19 @@ class _HostHandler(logging.StreamHandler):
         else:
             super().emit(record)
 
+    def write_line(self, created: float, message: str) -> None:
+        """Write one of the host's own lines (Executing/Executed) as the formatter would, with
+        no Python record: on the host these lines never reach the worker's Python handlers,
+        and a record costs several times the line (record, stack walk, filters, formatter)."""
+        line = f"[{_utc_second(int(created))}.{int((created - int(created)) * 1000):03d}Z] " \
+               f"{message}{self.terminator}"
+        with self.lock:  # type: ignore[union-attr]  # set by Handler.__init__
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed console must not fail the function (as StreamHandler.emit)
+
 
 def _hold() -> None:
     _release()  # an episode that never finished (a devhost error) must not keep its records
@@ -191,13 +204,18 @@ class _CategoryFilter(logging.Filter):
         return record.levelno >= _levels.level_for(category(record))
 
 
+@functools.lru_cache(maxsize=64)
+def _utc_second(second: int) -> str:
+    """``second`` (epoch) as ISO 8601 UTC; cached, since a busy log writes many lines in each."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 class HostFormatter(logging.Formatter):
     """``[<UTC time>Z] <message>`` like Core Tools; records of other categories (devhost's own,
     libraries') also name their category and level."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + \
-            f".{int(record.msecs):03d}Z"
+        return f"{_utc_second(int(record.created))}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
@@ -289,15 +307,25 @@ class Invocation:
     def _executing(self, level: int) -> None:
         if not self.logger.isEnabledFor(level):
             return
-        args = (self.name, self.reason, self.id)
-        if not self._deferred:
-            self.logger.log(level, "Executing 'Functions.%s' (Reason='%s', Id=%s)", *args)
+        self._line(level, "Executing 'Functions.%s' (Reason='%s', Id=%s)",
+                   (self.name, self.reason, self.id),
+                   self._began_wall if self._deferred else None)
+
+    def _line(self, level: int, msg: str, args: tuple[Any, ...],
+              created: float | None = None) -> None:
+        """Log one of this invocation's lines (its level already checked). Once devhost has
+        configured the console (:func:`configure`) the line is written straight to it
+        (:meth:`_HostHandler.write_line`); otherwise (devhost run in-process, as by
+        :mod:`devhost.testing`) it is a record of category ``Function.<name>``."""
+        handler = _handler
+        if handler is not None and getattr(_held, "records", None) is None:
+            handler.write_line(time.time() if created is None else created, msg % args)
             return
-        record = self.logger.makeRecord(self.logger.name, level, __file__, 0,
-                                        "Executing 'Functions.%s' (Reason='%s', Id=%s)", args,
-                                        None)
-        record.created = self._began_wall
-        record.msecs = (self._began_wall - int(self._began_wall)) * 1000
+        # makeRecord, not Logger.log: the stack walk for a caller these lines never show.
+        record = self.logger.makeRecord(self.logger.name, level, __file__, 0, msg, args, None)
+        if created is not None:
+            record.created = created
+            record.msecs = (created - int(created)) * 1000
         self.logger.handle(record)
 
     def detach(self) -> None:
@@ -335,8 +363,8 @@ class Invocation:
         if self._deferred:
             self._finish_deferred(level)
         if self.logger.isEnabledFor(level):
-            self.logger.log(level, "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)",
-                            self.name, self.id, self._duration())
+            self._line(level, "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)",
+                       (self.name, self.id, self._duration()))
 
     def failed(self, exc: BaseException | None = None, message: str | None = None) -> None:
         """Log the failure once, at Error: ``exc`` (the user's exception: type, message, the

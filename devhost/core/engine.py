@@ -7,11 +7,13 @@ action walk), and a *drain* applies the commits of up to ``BATCH`` episodes in o
 
 Guarantees:
 - Orchestrator code never runs on the HTTP loop: every episode is computed on an orchestrator
-  thread (:meth:`Engine._compute`); the loop waits for it, blocked, at most ``SYNC_SECONDS``
-  (none for a long history, ``offload_events`` events or more), then serves requests while it
-  runs, and past ``DETACH_SECONDS`` lets it run on alone (committed when it ends). A drain
-  yields to the loop between episodes (every ``YIELD_SECONDS`` of work) and after every batch
-  (an instance that continues as new forever takes turns with requests). Commits and all store
+  thread (:meth:`Engine._on_thread`), the ready ones one after another on one thread (one
+  thread hop per batch, :class:`_Batch`); the loop waits for them, blocked, while the running
+  one has taken less than ``SYNC_SECONDS`` (not at all for a long history, ``offload_events``
+  events or more), then serves requests while it runs, and past ``DETACH_SECONDS`` lets it run
+  on alone (committed when it ends) and goes on with the episodes after it. A drain yields to
+  the loop after every ``YIELD_SECONDS`` of episode work and after every batch (an instance
+  that continues as new forever takes turns with requests). Commits and all store
   access stay on the loop thread. Two episodes of one instance never overlap.
 - ``functionTimeout`` (host.json, :mod:`devhost.app.invocations`) ends a stuck episode as the host
   does: nothing of it is committed, its thread is interrupted, and it runs again once that
@@ -70,7 +72,7 @@ YIELD_SECONDS = 0.005
 #: Histories this long (events) are replayed without the loop waiting for them at all.
 OFFLOAD_EVENTS = 400
 #: How long the loop waits, blocked, for an episode's thread before it lets the episode run
-#: on alone and goes back to serving (see Engine._compute).
+#: on alone and goes back to serving (see Engine._compute_short).
 SYNC_SECONDS = 0.005
 #: How long a drain awaits an episode (serving requests meanwhile) before it lets the episode
 #: run on alone and goes on with the next ones: long replays are awaited one at a time (two at
@@ -102,9 +104,10 @@ def _pure_replay(inst: Instance, commit: EpisodeCommit) -> bool:
 
 class _Episode:
     """One orchestrator episode computed on a thread of the engine's pool: which thread runs
-    it (to interrupt it at ``functionTimeout``) and whether it was abandoned."""
+    it (to interrupt it at ``functionTimeout``), when it began, its result (``future``, set by
+    that thread) and whether it was abandoned."""
 
-    __slots__ = ("snap", "thread", "lock", "abandoned", "began", "timers")
+    __slots__ = ("snap", "thread", "lock", "abandoned", "began", "timers", "future")
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
@@ -113,15 +116,51 @@ class _Episode:
         self.abandoned = False
         self.began = time.monotonic()
         self.timers: list[asyncio.TimerHandle] = []
+        self.future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
 
-    def run(self, app: LoadedApp) -> Outcome:
+    def run(self, app: LoadedApp) -> None:
+        """Compute the episode on the calling thread; its outcome or error goes to ``future``."""
         with self.lock:
             self.thread = threading.get_ident()
         try:
-            return episode.compute(app, self.snap)
+            outcome = episode.compute(app, self.snap)
+        except BaseException as exc:  # an interrupt at functionTimeout too: the loop decides
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(outcome)
         finally:
             with self.lock:
                 self.thread = None
+
+
+class _Batch:
+    """Episodes computed one after another on one orchestrator thread: a batch costs one
+    thread hop, not one per episode (the hop, two thread wake-ups, was about a sixth of a
+    lifecycle's CPU). The thread starts no further episode once ``stop`` is set or once it
+    has worked ``budget`` seconds (the loop then takes a turn before the rest); ``started``
+    counts the episodes it took, in order, and ``current`` is the one it runs now."""
+
+    __slots__ = ("jobs", "budget", "lock", "stop", "started", "current")
+
+    def __init__(self, jobs: list[_Episode], budget: float) -> None:
+        self.jobs, self.budget = jobs, budget
+        self.lock = threading.Lock()
+        self.stop = False
+        self.started = 0
+        self.current: _Episode | None = None
+
+    def run(self, app: LoadedApp) -> None:
+        began = time.perf_counter()
+        for job in self.jobs:
+            with self.lock:
+                if self.stop or (self.started and time.perf_counter() - began > self.budget):
+                    return
+                self.started += 1
+                self.current = job
+                job.began = time.monotonic()
+            job.run(app)
+            with self.lock:
+                self.current = None
 
 
 class Engine:
@@ -185,7 +224,7 @@ class Engine:
 
     @property
     def episodes_running_alone(self) -> int:
-        """Episodes computed on past ``SYNC_SECONDS`` while the loop serves (see _compute)."""
+        """Episodes computed on past ``SYNC_SECONDS`` while the loop serves (see _await_alone)."""
         return len(self._slow)
 
     @property
@@ -288,7 +327,8 @@ class Engine:
         taken: set[str] = set()
         deferred: list[str] = []
         budget = BATCH
-        worked_since = time.perf_counter()
+        short: list[Snapshot] = []
+        long: list[Snapshot] = []
         while self._ready and budget:
             iid = next(iter(self._ready))
             del self._ready[iid]
@@ -298,50 +338,115 @@ class Engine:
             if iid in self._slow:
                 continue  # woken again when its running episode ends
             budget -= 1
+            taken.add(iid)
             try:
                 snap = self._read(iid)
-                if snap is None:
-                    continue
-                outcome = await self._compute(snap)
             except Exception as exc:
                 self._failed(iid, exc, "episode")
                 continue
-            if outcome is not None:  # else it runs on alone, committed when it ends
-                done.append((snap, outcome))
-                taken.add(iid)
-            if time.perf_counter() - worked_since > YIELD_SECONDS:
-                await asyncio.sleep(0)  # let HTTP requests in between episodes
-                worked_since = time.perf_counter()
+            if snap is not None:
+                (short if len(snap.history.texts) < self._offload_events else long).append(snap)
+        await self._compute_short(short, done)
+        for snap in long:  # replayed one at a time while the loop serves requests
+            job = _Episode(snap)
+            self._on_thread(job.run)
+            self._collect(job, await self._await_alone(job), done)
         for iid in deferred:
             self._ready[iid] = None
         self._apply(done)
 
-    async def _compute(self, snap: Snapshot) -> Outcome | None:
-        """Compute an episode on an orchestrator thread. The loop waits for it, blocked, up to
-        ``SYNC_SECONDS`` (nothing else would run meanwhile, and a short episode costs only the
-        hop); an episode still running then, or one of a long history (``offload_events``),
-        is awaited while the loop serves requests, up to ``DETACH_SECONDS``; one still
-        running then runs on alone while the drain goes on: None is returned and its commit
-        is applied when it ends (:meth:`_ended`). At ``functionTimeout`` it is abandoned
-        (:meth:`_timed_out`).
+    async def _compute_short(self, snaps: list[Snapshot],
+                             done: list[tuple[Snapshot, Outcome]]) -> None:
+        """Compute ``snaps`` on orchestrator threads and add what they give to ``done``, in
+        order. They run in batches (:class:`_Batch`); the loop waits for a batch, blocked
+        (nothing else would run meanwhile), while its current episode has run less than
+        ``SYNC_SECONDS``, and takes a turn after every ``YIELD_SECONDS`` of work. An episode
+        still running past ``SYNC_SECONDS`` (or one no thread took in that time: every
+        orchestrator thread is held by a stuck orchestrator) is awaited while the loop serves
+        requests (:meth:`_await_alone`), and the batch goes on without it."""
+        jobs = [_Episode(snap) for snap in snaps]
+        while jobs:
+            batch = _Batch(jobs, YIELD_SECONDS)
+            ran = self._on_thread(batch.run)
+            self._wait_blocked(batch, ran)
+            with batch.lock:
+                batch.stop = True
+                started = batch.started
+            alone: _Episode | None = None
+            for job in jobs[:started]:
+                if not job.future.done() and ran.done():
+                    # The batch's thread died outside the episode (cannot happen but for an
+                    # interrupt landing late): its episode is retried as failed.
+                    job.future.set_exception(ran.exception() or RuntimeError("batch ended"))
+                if job.future.done():
+                    self._collect(job, job.future, done)
+                else:
+                    alone = job  # the batch's thread still runs it (at most one)
+            if started == 0:
+                alone, started = jobs[0], 1
+                self._on_thread(alone.run)  # in the pool's queue, behind the stuck ones
+            if alone is not None:
+                self._collect(alone, await self._await_alone(alone), done)
+            jobs = jobs[started:]
+            if jobs:
+                await asyncio.sleep(0)  # let HTTP requests in between batches
 
-        Raises: what the episode raised (a devhost bug: the caller retries the instance).
-        """
-        job = _Episode(snap)
-        future = self._orchestrators.submit(job.run, self.app)
-        if len(snap.history.texts) < self._offload_events:
+    def _on_thread(self, run: Callable[[LoadedApp], None]) -> concurrent.futures.Future[None]:
+        """Run orchestrator code (``run``: an episode or a batch) on an orchestrator thread,
+        never on the loop."""
+        return self._orchestrators.submit(run, self.app)
+
+    def _wait_blocked(self, batch: _Batch, ran: concurrent.futures.Future[None]) -> None:
+        """Block until the batch's thread ends it, until its current episode has run
+        ``SYNC_SECONDS``, or until it has waited that long for a thread to take it."""
+        submitted = time.monotonic()
+        timeout = SYNC_SECONDS
+        while True:
             try:
-                return future.result(timeout=SYNC_SECONDS)
+                ran.result(timeout=timeout)
+                return
             except concurrent.futures.TimeoutError:
                 pass
-        iid = snap.instance.instance_id
+            except BaseException:
+                return  # the batch's own error: see _compute_short
+            now = time.monotonic()
+            with batch.lock:
+                job = batch.current
+                # Between two episodes the thread is about to start the next one.
+                since = job.began if job is not None else submitted if not batch.started else now
+            waited = now - since
+            if waited >= SYNC_SECONDS:
+                return
+            timeout = SYNC_SECONDS - waited
+
+    def _collect(self, job: _Episode, future: concurrent.futures.Future[Outcome] | None,
+                 done: list[tuple[Snapshot, Outcome]]) -> None:
+        """Add a finished episode's outcome to ``done``, or fail its try (its error, a devhost
+        bug: the instance is retried). ``future`` None: it runs on alone, committed when it
+        ends (:meth:`_ended`)."""
+        if future is None:
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._failed(job.snap.instance.instance_id, exc, "episode")
+        else:
+            done.append((job.snap, future.result()))
+
+    async def _await_alone(self, job: _Episode) -> concurrent.futures.Future[Outcome] | None:
+        """Await an episode (a long history's, or one that ran past ``SYNC_SECONDS``) while the
+        loop serves requests, up to ``DETACH_SECONDS``: its future once it has ended. One still
+        running then runs on alone while the drain goes on: None is returned and its commit is
+        applied when it ends (:meth:`_ended`). At ``functionTimeout`` it is abandoned
+        (:meth:`_timed_out`)."""
+        future = job.future
+        iid = job.snap.instance.instance_id
         self._slow[iid] = job
         self._slow_changed()
         await asyncio.wait([asyncio.wrap_future(future)], timeout=DETACH_SECONDS)
         if future.done():
             del self._slow[iid]
             self._slow_changed()
-            return future.result()
+            return future
         loop = self.loop
         job.timers.append(loop.call_later(STUCK_SECONDS, self._stuck, job))
         if self._function_timeout is not None:

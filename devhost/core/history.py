@@ -7,7 +7,9 @@ with a literal ``Z`` (the SDK compares them with tz-aware datetimes).
 from __future__ import annotations
 
 import enum
+import functools
 import json
+import math
 import time
 import uuid
 from datetime import datetime, timezone
@@ -86,8 +88,18 @@ def format_timestamp(epoch: float) -> str:
 
 
 def format_status_time(epoch: float) -> str:
-    """Render epoch seconds as the status API does (.NET ``ToString("s") + "Z"``)."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Render epoch seconds as the status API does (.NET ``ToString("s") + "Z"``): whole
+    seconds, the fraction dropped."""
+    # The whole second as datetime.fromtimestamp rounds it (half-even microseconds).
+    fraction, whole = math.modf(epoch)
+    micros = round(fraction * 1_000_000)
+    return _status_second(int(whole) + (micros >= 1_000_000) - (micros < 0))
+
+
+@functools.lru_cache(maxsize=256)
+def _status_second(second: int) -> str:
+    # Cached: every status read renders two stamps, mostly of recent seconds.
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_timestamp(text: str) -> float:

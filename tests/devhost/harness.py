@@ -47,7 +47,7 @@ class Harness:
     async def settle(self, rounds: int = 20, timeout: float = 30.0) -> None:
         """Let scheduled drains run (loop callbacks and tasks; no time passes on the fake
         clock), and wait (real time, up to ``timeout``) for episodes running on alone on
-        their threads (a long one: see ``Engine._compute``)."""
+        their threads (a long one: see ``Engine._await_alone``)."""
         deadline = time.monotonic() + timeout
         while True:
             for _ in range(rounds):

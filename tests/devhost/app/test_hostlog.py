@@ -3,6 +3,7 @@ own frames, and host.json levels read the way the host reads them."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
@@ -67,6 +68,78 @@ def test_a_level_the_host_would_refuse_is_named_with_the_accepted_ones() -> None
     with pytest.raises(ValueError, match=r"logLevel\.Function: 'Verbose' is not a log level "
                                          r"\(use one of Trace, Debug, Information"):
         LogLevels.from_host_json({"logging": {"logLevel": {"Function": "Verbose"}}})
+
+
+# ---- the console ------------------------------------------------------------------------------
+
+@pytest.fixture
+def console() -> Iterator[io.StringIO]:
+    """devhost's console handler configured on a string, as ``python -m devhost`` configures
+    it on stderr; the process's logging is put back afterwards."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, hostlog._handler, hostlog._levels)
+    stream = io.StringIO()
+    hostlog.configure(LogLevels(), stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        hostlog._handler, hostlog._levels = saved[2], saved[3]
+
+
+class _Collect(logging.Handler):
+    """A handler a user's app may add (a telemetry exporter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_host_lines_are_written_as_records_are_and_reach_no_python_handler(
+        console: io.StringIO) -> None:
+    collect = _Collect()
+    logging.getLogger().addHandler(collect)
+    invocation = hostlog.Invocation("greet", hostlog.HTTP_REASON)
+    logging.getLogger("my.app").info("hello %s", "there")
+    invocation.succeeded()
+    lines = console.getvalue().splitlines()
+    stamp = r"\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "
+    assert re.fullmatch(stamp + EXECUTING.pattern, lines[0]), lines[0]
+    assert re.fullmatch(stamp + "hello there", lines[1]), lines[1]  # Function.greet.User
+    assert re.fullmatch(stamp + EXECUTED.pattern, lines[2]), lines[2]
+    # On the host the Executing/Executed lines are the host's own: the worker's Python
+    # handlers see only what the function logged.
+    assert [r.getMessage() for r in collect.records] == ["hello there"]
+    # The same text the formatter gives a record of that time.
+    created = 1_764_806_400.0423
+    record = logging.LogRecord("Function.greet", logging.INFO, __file__, 0, "Executed", (),
+                               None)
+    record.created, record.msecs = created, (created - int(created)) * 1000
+    console.truncate(0)
+    console.seek(0)
+    assert isinstance(hostlog._handler, logging.Handler)
+    hostlog._handler.write_line(created, "Executed")
+    assert console.getvalue() == hostlog.HostFormatter().format(record) + "\n"
+
+
+def test_a_deferred_episode_writes_executing_at_its_start_then_what_it_logged(
+        console: io.StringIO) -> None:
+    invocation = hostlog.Invocation("orchestrate", hostlog.DURABLE_REASON, "i1", defer=True)
+    began = time.time()
+    logging.getLogger("my.app").info("inside")
+    time.sleep(0.02)
+    invocation.succeeded()
+    lines = console.getvalue().splitlines()
+    assert [EXECUTING.search(lines[0]) is not None, lines[1].endswith("] inside"),
+            EXECUTED.search(lines[2]) is not None] == [True, True, True], lines
+    # Written last but stamped with the time the episode began, as on the host.
+    began_stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(began)) + \
+        f".{int((began - int(began)) * 1000):03d}"
+    assert lines[0][1:24] <= began_stamp < lines[2][1:24]
 
 
 # ---- the user's frames --------------------------------------------------------------------------

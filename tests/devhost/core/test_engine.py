@@ -7,6 +7,8 @@ when a test advances the clock and calls :meth:`Engine.poll`; episodes run on th
 """
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -16,7 +18,7 @@ import azure.functions as func
 import pytest
 
 from devhost.app.loader import index_app
-from devhost.core import store
+from devhost.core import engine, store
 from devhost.core.history import parse_timestamp
 from devhost.core.store import lock_database
 from tests.devhost.harness import FakeClock
@@ -57,6 +59,17 @@ def collect(context: df.DurableOrchestrationContext):
 def deadline(context: df.DurableOrchestrationContext):
     yield context.create_timer(context.current_utc_datetime + timedelta(hours=1))
     return "due"
+
+
+@app.orchestration_trigger(context_name="context")
+def echo(context: df.DurableOrchestrationContext):
+    return context.get_input()
+
+
+@app.orchestration_trigger(context_name="context")
+def napper(context: df.DurableOrchestrationContext):
+    time.sleep(context.get_input())  # blocks its thread, as a careless orchestrator does
+    return "rested"
 
 
 LOADED = index_app(app, str(Path(__file__).parent),
@@ -232,3 +245,68 @@ async def test_raises_to_a_suspended_instance_cost_the_same_each_and_all_arrive_
     status = harness.status("s")
     assert status["runtimeStatus"] == "Completed", status["runtimeStatus"]
     assert status["output"] == list(range(raises))  # each once, in the order raised
+
+
+async def test_ready_episodes_are_computed_with_one_thread_hop_per_batch(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread hop (two thread wake-ups) per episode cost a sixth of a lifecycle's CPU: the
+    episodes ready together go to an orchestrator thread together."""
+    monkeypatch.setattr(engine, "YIELD_SECONDS", 60.0)  # this machine's speed must not matter
+    hops = 0
+    submit = harness.engine._orchestrators.submit
+
+    def counted(*args: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return submit(*args)
+
+    monkeypatch.setattr(harness.engine._orchestrators, "submit", counted)
+    for i in range(20):
+        harness.begin("echo", i, f"e{i}")
+    await harness.settle()
+    assert [harness.status(f"e{i}")["output"] for i in range(20)] == list(range(20))
+    assert hops == 1
+
+
+async def test_an_episode_that_blocks_in_a_batch_holds_back_none_of_the_episodes_after_it(
+        harness: Harness) -> None:
+    harness.begin("echo", "before", "first")
+    harness.begin("napper", 3, "sleepy")  # its thread sleeps 3 s
+    for i in range(5):
+        harness.begin("echo", i, f"after{i}")
+    began = time.monotonic()
+    while time.monotonic() - began < 2.5:
+        await asyncio.sleep(0.02)
+        if all(harness.status(f"after{i}")["runtimeStatus"] == "Completed" for i in range(5)):
+            break
+    assert [harness.status(f"after{i}")["output"] for i in range(5)] == list(range(5))
+    assert harness.status("first")["output"] == "before"
+    # Still asleep on its thread: its first episode is not committed yet.
+    assert harness.status("sleepy")["runtimeStatus"] == "Pending"
+    await harness.settle(timeout=10)
+    assert harness.status("sleepy")["output"] == "rested"
+
+
+async def test_with_every_orchestrator_thread_held_the_loop_serves_and_the_rest_run_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "ORCHESTRATOR_THREADS", 1)
+    harness = Harness(tmp_path / "one-thread.sqlite3", FakeClock(T0))
+    try:
+        harness.begin("napper", 1.5, "sleepy")  # holds the only orchestrator thread
+        await asyncio.sleep(0.1)
+        for i in range(3):
+            harness.begin("echo", i, f"queued{i}")
+        longest, began = 0.0, time.monotonic()
+        while time.monotonic() - began < 1.0:  # the napper still holds the thread
+            tick = time.monotonic()
+            await asyncio.sleep(0.005)
+            longest = max(longest, time.monotonic() - tick)
+            assert harness.status("queued0")["runtimeStatus"] == "Pending"
+        assert longest < 0.5, f"the loop was held {longest:.3f} s"
+        await harness.settle(timeout=10)
+        await asyncio.sleep(0.1)
+        await harness.settle(timeout=10)
+        assert [harness.status(f"queued{i}")["output"] for i in range(3)] == [0, 1, 2]
+        assert harness.status("sleepy")["output"] == "rested"
+    finally:
+        await harness.close()
