@@ -104,10 +104,13 @@ def _pure_replay(inst: Instance, commit: EpisodeCommit) -> bool:
 
 class _Episode:
     """One orchestrator episode computed on a thread of the engine's pool: which thread runs
-    it (to interrupt it at ``functionTimeout``), when it began, its result (``future``, set by
-    that thread) and whether it was abandoned."""
+    it (to interrupt it at ``functionTimeout``), when it began, whether it was abandoned, and
+    once ``finished`` its ``outcome`` or ``error``. Plain fields, not a future each (futures
+    were a twentieth of a lifecycle's CPU): the loop reads them once ``finished`` is set, and
+    asks for a ``waiter`` future only for an episode it awaits (:meth:`Engine._await_alone`)."""
 
-    __slots__ = ("snap", "thread", "lock", "abandoned", "began", "timers", "future")
+    __slots__ = ("snap", "thread", "lock", "abandoned", "began", "timers", "finished",
+                 "outcome", "error", "waiter")
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
@@ -116,21 +119,41 @@ class _Episode:
         self.abandoned = False
         self.began = time.monotonic()
         self.timers: list[asyncio.TimerHandle] = []
-        self.future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        self.finished = False
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
+        self.waiter: concurrent.futures.Future[None] | None = None
 
     def run(self, app: LoadedApp) -> None:
-        """Compute the episode on the calling thread; its outcome or error goes to ``future``."""
+        """Compute the episode on the calling thread and record how it ended."""
         with self.lock:
             self.thread = threading.get_ident()
+        outcome: Outcome | None = None
+        error: BaseException | None = None
         try:
             outcome = episode.compute(app, self.snap)
         except BaseException as exc:  # an interrupt at functionTimeout too: the loop decides
-            self.future.set_exception(exc)
-        else:
-            self.future.set_result(outcome)
-        finally:
-            with self.lock:
+            error = exc
+        while True:
+            try:
+                self.finish(outcome, error)
+                return
+            except BaseException as exc:  # an interrupt that landed late: delivered now
+                error = error or exc
+
+    def finish(self, outcome: Outcome | None, error: BaseException | None) -> None:
+        """Record the end (the first one given) and wake the loop if it awaits this episode.
+        Safe to call again (after an interrupt that landed in here)."""
+        with self.lock:
+            if not self.finished:
                 self.thread = None
+                self.outcome, self.error, self.finished = outcome, error, True
+            waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            try:
+                waiter.set_result(None)
+            except concurrent.futures.InvalidStateError:
+                pass  # set meanwhile: the loop is woken either way
 
 
 class _Batch:
@@ -350,7 +373,8 @@ class Engine:
         for snap in long:  # replayed one at a time while the loop serves requests
             job = _Episode(snap)
             self._on_thread(job.run)
-            self._collect(job, await self._await_alone(job), done)
+            if await self._await_alone(job):
+                self._collect(job, done)
         for iid in deferred:
             self._ready[iid] = None
         self._apply(done)
@@ -374,19 +398,19 @@ class Engine:
                 started = batch.started
             alone: _Episode | None = None
             for job in jobs[:started]:
-                if not job.future.done() and ran.done():
-                    # The batch's thread died outside the episode (cannot happen but for an
-                    # interrupt landing late): its episode is retried as failed.
-                    job.future.set_exception(ran.exception() or RuntimeError("batch ended"))
-                if job.future.done():
-                    self._collect(job, job.future, done)
+                if not job.finished and ran.done():
+                    # The batch's thread died outside the episode (an interrupt landing
+                    # between two): the episode is retried as failed.
+                    job.finish(None, ran.exception() or RuntimeError("the batch ended"))
+                if job.finished:
+                    self._collect(job, done)
                 else:
                     alone = job  # the batch's thread still runs it (at most one)
             if started == 0:
                 alone, started = jobs[0], 1
                 self._on_thread(alone.run)  # in the pool's queue, behind the stuck ones
-            if alone is not None:
-                self._collect(alone, await self._await_alone(alone), done)
+            if alone is not None and await self._await_alone(alone):
+                self._collect(alone, done)
             jobs = jobs[started:]
             if jobs:
                 await asyncio.sleep(0)  # let HTTP requests in between batches
@@ -419,42 +443,41 @@ class Engine:
                 return
             timeout = SYNC_SECONDS - waited
 
-    def _collect(self, job: _Episode, future: concurrent.futures.Future[Outcome] | None,
-                 done: list[tuple[Snapshot, Outcome]]) -> None:
+    def _collect(self, job: _Episode, done: list[tuple[Snapshot, Outcome]]) -> None:
         """Add a finished episode's outcome to ``done``, or fail its try (its error, a devhost
-        bug: the instance is retried). ``future`` None: it runs on alone, committed when it
-        ends (:meth:`_ended`)."""
-        if future is None:
-            return
-        exc = future.exception()
-        if exc is not None:
-            self._failed(job.snap.instance.instance_id, exc, "episode")
+        bug: the instance is retried)."""
+        if job.error is not None or job.outcome is None:
+            self._failed(job.snap.instance.instance_id,
+                         job.error or RuntimeError("the episode gave no outcome"), "episode")
         else:
-            done.append((job.snap, future.result()))
+            done.append((job.snap, job.outcome))
 
-    async def _await_alone(self, job: _Episode) -> concurrent.futures.Future[Outcome] | None:
+    async def _await_alone(self, job: _Episode) -> bool:
         """Await an episode (a long history's, or one that ran past ``SYNC_SECONDS``) while the
-        loop serves requests, up to ``DETACH_SECONDS``: its future once it has ended. One still
-        running then runs on alone while the drain goes on: None is returned and its commit is
-        applied when it ends (:meth:`_ended`). At ``functionTimeout`` it is abandoned
+        loop serves requests, up to ``DETACH_SECONDS``: True once it has finished. One still
+        running then runs on alone while the drain goes on: False is returned and its commit
+        is applied when it ends (:meth:`_ended`). At ``functionTimeout`` it is abandoned
         (:meth:`_timed_out`)."""
-        future = job.future
+        with job.lock:
+            if job.finished:
+                return True
+            waiter = job.waiter = concurrent.futures.Future()
         iid = job.snap.instance.instance_id
         self._slow[iid] = job
         self._slow_changed()
-        await asyncio.wait([asyncio.wrap_future(future)], timeout=DETACH_SECONDS)
-        if future.done():
+        await asyncio.wait([asyncio.wrap_future(waiter)], timeout=DETACH_SECONDS)
+        if waiter.done():  # set once finished
             del self._slow[iid]
             self._slow_changed()
-            return future
+            return True
         loop = self.loop
         job.timers.append(loop.call_later(STUCK_SECONDS, self._stuck, job))
         if self._function_timeout is not None:
             job.timers.append(loop.call_later(self._function_timeout, self._timed_out, job))
-        future.add_done_callback(
-            lambda f: loop.call_soon_threadsafe(self._ended, job, f) if not loop.is_closed()
+        waiter.add_done_callback(
+            lambda _: loop.call_soon_threadsafe(self._ended, job) if not loop.is_closed()
             else None)
-        return None
+        return False
 
     def _slow_changed(self) -> None:
         """While an episode runs on alone, shorten the GIL switch interval. Its thread holds
@@ -469,7 +492,7 @@ class Engine:
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None
 
-    def _ended(self, job: _Episode, future: concurrent.futures.Future) -> None:
+    def _ended(self, job: _Episode) -> None:
         """An episode that ran on alone ended: commit it (unless abandoned), then look at the
         instance again (messages that came meanwhile)."""
         iid = job.snap.instance.instance_id
@@ -488,13 +511,11 @@ class Engine:
             self.forget(iid)
             self.wake(iid)
             return
-        try:
-            outcome = future.result()
-        except BaseException as exc:
-            self._failed(iid, exc, "episode")
-            return
-        self._apply([(job.snap, outcome)])
-        self.wake(iid)
+        done: list[tuple[Snapshot, Outcome]] = []
+        self._collect(job, done)
+        if done:
+            self._apply(done)
+            self.wake(iid)
 
     def _stuck(self, job: _Episode) -> None:
         inst = job.snap.instance

@@ -38,6 +38,8 @@ def nests_deeper_than(text: bytes, limit: int) -> bool:
     the text without building any value: each pass of ``bytes.replace`` removes every innermost
     ``[]`` pair, i.e. one level, at C speed. Unbalanced text is not "deeper" (the parser then
     says what is wrong with it)."""
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False  # too few brackets to nest that deep (most bodies): no regex pass
     brackets = _STRING.sub(b"", text).translate(_SQUARE, _NOT_BRACKET)
     for _ in range(limit):
         shorter = brackets.replace(b"[]", b"")

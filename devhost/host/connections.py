@@ -219,6 +219,11 @@ async def read_body(request: web.Request, max_body: int) -> bytes | None:
     """
     if not request.body_exists:
         return b""
+    if request.content.is_eof():  # all of it has arrived (most small bodies): nothing to wait for
+        body = request.content.read_nowait()
+        if len(body) > max_body:
+            raise web.HTTPRequestEntityTooLarge(max_size=max_body, actual_size=len(body))
+        return body
     loop = asyncio.get_running_loop()
     start, size = loop.time(), 0
     chunks: list[bytes] = []

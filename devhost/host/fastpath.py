@@ -112,10 +112,12 @@ class InprocTransport:
         # function polling get_status in a loop never gives the loop back: its orchestration
         # never starts and every other request waits (issue 8, item 6).
         await asyncio.sleep(0)
-        parts = urlsplit(url)
-        path = parts.path[len(urlsplit(self.rpc_base).path) - 1:]
+        # The URL starts with rpc_base (``_ours``): what follows is the API's path and query,
+        # cut by hand (urlsplit twice per call was a thirtieth of a lifecycle's CPU).
+        rest = url[len(self.rpc_base) - 1:].partition("#")[0]
+        path, _, query = rest.partition("?")
         headers = {"Content-Type": content_type} if content_type else {}
-        reply = self.handle(method, path, dict(parse_qsl(parts.query, keep_blank_values=True)),
+        reply = self.handle(method, path, dict(parse_qsl(query, keep_blank_values=True)),
                             headers, body, self.origin)
         if inspect.isawaitable(reply):
             reply = await reply

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
 
 from devhost.core.payloads import MAX_DEPTH, nests_deeper_than, parse_strict, read_stored
 
@@ -39,3 +41,23 @@ def test_depth_is_decided_on_the_text_with_strings_and_escapes_ignored() -> None
     assert not nests_deeper_than(b"[" * 100, 64)
     with pytest.raises(ValueError):
         parse_strict(b"[" * 100)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\a'),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                 max_size=3),
+    max_leaves=40)
+
+
+@given(JSON_VALUES, st.integers(0, 8))
+def test_the_depth_decided_on_the_text_is_the_values_depth(value: Any, limit: int) -> None:
+    assert nests_deeper_than(json.dumps(value).encode(), limit) == (_depth(value) > limit)
