@@ -25,6 +25,10 @@ from workflow.inputs import WorkflowKey
 from workflow.settings import EVENT_NAME
 from workflow.status import WorkflowStatus
 
+# allow_nan=False: a body is always strict JSON (inputs never admit NaN or Infinity). Made
+# once: json.dumps with an option builds a new encoder on every call.
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
+
 ROUTE_PREFIX = "/api"
 """The host's default ``extensions.http.routePrefix`` (also set in host.json)."""
 
@@ -57,8 +61,7 @@ def json_response(
 ) -> func.HttpResponse:
     """A JSON response; ``json.dumps`` escapes anything a client sent."""
     return func.HttpResponse(
-        # allow_nan=False: a body is always strict JSON (inputs never admit NaN or Infinity).
-        body=json.dumps(body, allow_nan=False),
+        body=_STRICT_JSON.encode(body),
         status_code=int(status),
         # Content-Type explicitly too: ``mimetype`` alone is not visible in ``headers``.
         headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})},

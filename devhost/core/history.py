@@ -62,7 +62,11 @@ class ActionType(enum.IntEnum):
 
 def dumps(value: Any) -> str:
     """Compact JSON, the form devhost stores every JSON column and event field in."""
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
+
+
+# Made once: json.dumps with any option builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def new_execution_id() -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -342,8 +343,7 @@ class ManagementApi:
             return _error(400, problem)
         if body.strip():
             try:
-                stored_input: str | None = json.dumps(payloads.parse_strict(body),
-                                                      separators=(",", ":"))
+                stored_input: str | None = h.dumps(payloads.parse_strict(body))
             except ValueError as exc:
                 # HttpApiHandler.HandleStartOrchestratorRequestAsync: JsonReaderException -> 400.
                 return _error(400, f"the request body is not valid JSON: {exc}")
@@ -438,7 +438,7 @@ class ManagementApi:
             return _error(400, problem)
         at = self.engine.now()
         event = h.event(h.EventType.EVENT_RAISED, at, -1, Name=event_name,
-                        Input=None if value is None else json.dumps(value, separators=(",", ":")))
+                        Input=None if value is None else h.dumps(value))
         return self._enqueue(NewMessage(instance_id, "event", event, at))
 
     def control(self, instance_id: str, operation: str, reason: str | None) -> Reply:
@@ -501,13 +501,17 @@ class ManagementApi:
         return _json(200, {"instancesDeleted": deleted})
 
 
+#: What the host refuses in an instance id: / \ ? # and control characters (C0, DEL, C1).
+_INVALID_ID_CHARACTER = re.compile(r"[/\\?#\x00-\x1f\x7f-\x9f]")
+
+
 def _instance_id_problem(instance_id: str) -> str | None:
     """The host's instance id rules (``DurableClient.cs``); None when the id is acceptable."""
     if instance_id.startswith("@"):
         return f"Orchestration instance ids must not start with @: '{instance_id}'"
     if len(instance_id) > 256:
         return "Instance ID lengths must not exceed 256 characters."
-    if any(c in "/\\?#" or ord(c) < 32 or 127 <= ord(c) < 160 for c in instance_id):
+    if _INVALID_ID_CHARACTER.search(instance_id):
         return (f"Instance ID '{instance_id}' contains invalid characters: "
                 f"/ \\ ? # and control characters are not allowed.")
     return None

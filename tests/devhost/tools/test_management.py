@@ -9,7 +9,9 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from hypothesis import given, strategies as st
 
+from devhost.tools import management
 from tests.devhost.support import CAPABILITIES, RPC, WEBHOOK, Api, fresh_id
 from devhost.host.process import DevhostProcess
 
@@ -468,3 +470,13 @@ async def test_a_page_size_beyond_int32_is_ignored_as_the_hosts_int_tryparse_ign
     for top in (2**31, 2**63, 2**64, -(2**63), 10**30):
         code, _, body = await api.request("GET", f"{base}/instances/?top={top}")
         assert code == 200 and isinstance(body, list), (top, code, body)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=200), max_size=8))
+def test_an_instance_id_is_refused_exactly_when_it_holds_a_character_the_host_refuses(
+        text: str) -> None:
+    # DurableClient.cs: / \ ? # and control characters (C0, DEL and C1, char.IsControl).
+    refused = any(c in "/\\?#" or ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+    problem = management._instance_id_problem(text)
+    assert (problem is not None and "invalid characters" in problem) == refused \
+        or text.startswith("@")
