@@ -79,16 +79,17 @@ def now() -> float:
     return time.time()
 
 
-_second: list[Any] = [None, ""]  # the last whole second rendered, and its text
+@functools.lru_cache(maxsize=256)
+def _utc_second(second: int) -> str:
+    """``second`` (epoch) as ``YYYY-MM-DDTHH:MM:SS`` UTC; cached, since most stamps fall in a few
+    recent seconds (every event and every status read renders some)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 def format_timestamp(epoch: float) -> str:
     """Render epoch seconds the way history timestamps travel: ISO 8601, microseconds, ``Z``."""
-    micros = round(epoch * 1_000_000)
-    second, fraction = divmod(micros, 1_000_000)
-    if _second[0] != second:  # most stamps fall in the second rendered last
-        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_second[1]}.{fraction:06d}Z"
+    second, fraction = divmod(round(epoch * 1_000_000), 1_000_000)
+    return f"{_utc_second(second)}.{fraction:06d}Z"
 
 
 def format_status_time(epoch: float) -> str:
@@ -97,13 +98,7 @@ def format_status_time(epoch: float) -> str:
     # The whole second as datetime.fromtimestamp rounds it (half-even microseconds).
     fraction, whole = math.modf(epoch)
     micros = round(fraction * 1_000_000)
-    return _status_second(int(whole) + (micros >= 1_000_000) - (micros < 0))
-
-
-@functools.lru_cache(maxsize=256)
-def _status_second(second: int) -> str:
-    # Cached: every status read renders two stamps, mostly of recent seconds.
-    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{_utc_second(int(whole) + (micros >= 1_000_000) - (micros < 0))}Z"
 
 
 def parse_timestamp(text: str) -> float:
