@@ -12,7 +12,7 @@ import sys
 from devhost.app import hostlog
 from devhost.app.appfiles import AppLoadError
 from devhost.core.store import NotADevhostStore, StoreLocked
-from devhost.host import shutdown, supervisor
+from devhost.host import heap, shutdown, supervisor
 from devhost.host.assembly import Config, Devhost
 from devhost.tools.dashboard import PATH as DASHBOARD_PATH
 
@@ -101,6 +101,7 @@ async def serve(config: Config) -> int:
         return 2
     if config.worker_index == 0:
         print(banner(host), flush=True)
+    heap.settle()  # what startup built lives for good: no collection need scan it again
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # A worker takes its orders from the supervisor (SIGTERM): Ctrl+C reaches the whole
