@@ -34,6 +34,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the port and the database (default 1; "
                              "2 uses both cores of a 2-core machine)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="with --workers 2 or more, let every worker run on any CPU "
+                             "(default: worker i is pinned to the i-th CPU, which keeps its "
+                             "threads' hand-overs on one CPU; see docs/devhost.md)")
     parser.add_argument("--start-azurite", action="store_true",
                         help="start the project's Azurite (.devhost/azurite) when a queue "
                              "trigger uses UseDevelopmentStorage=true and nothing listens on "
@@ -59,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     return Config(app_dir=args.app, host=args.host, port=args.port, db_path=args.db,
                   synchronous="FULL" if args.durability == "power" else "NORMAL",
                   workers=args.workers, start_azurite=args.start_azurite,
-                  grace=args.grace), args.log_level
+                  grace=args.grace, pin_workers=not args.no_pin), args.log_level
 
 
 def banner(host: Devhost) -> str:
@@ -81,7 +85,8 @@ def banner(host: Devhost) -> str:
               f"Resumed {host.recovered[0]} instance(s) with pending messages and "
               f"{host.recovered[1]} pending activity call(s).",
               f"Fast path: {', '.join(host.fastpath) or 'off'} (DEVHOST_FASTPATH=0 turns it off).",
-              f"Workers: {host.config.workers} process(es) on one port and one store.",
+              f"Workers: {host.config.workers} process(es) on one port and one store"
+              f"{_pinning(host.config)}.",
               f"Dashboard: {origin}{DASHBOARD_PATH}/",
               "Function keys are not enforced locally (as with `func start`); the deployed app "
               "requires them."]
@@ -90,6 +95,15 @@ def banner(host: Devhost) -> str:
         lines += [f"warning: {w}" for w in host.triggers.warnings]
     lines.append("Host started. Press Ctrl+C to stop.")
     return "\n".join(lines)
+
+
+def _pinning(config: Config) -> str:
+    if config.workers < 2:
+        return ""
+    if not config.worker_cpus:
+        return ", not pinned to CPUs"
+    return (f", pinned to CPU {', '.join(map(str, config.worker_cpus))} "
+            f"(--no-pin lets them move)")
 
 
 async def serve(config: Config) -> int:

@@ -51,6 +51,10 @@ class Config:
     #: re-dispatches only those; a later row was scheduled by a live worker, which runs it
     #: (another worker may serve requests before worker 0 has recovered).
     work_through: int | None = None
+    #: Pin each worker of ``workers`` >= 2 to one CPU (see :mod:`devhost.host.affinity`).
+    pin_workers: bool = True
+    #: Set by the supervisor: the CPU of each worker, by index (empty: not pinned).
+    worker_cpus: tuple[int, ...] = ()
 
     @property
     def shared(self) -> bool:

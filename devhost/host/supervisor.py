@@ -11,6 +11,8 @@ Guarantees:
 - A pending activity is run by one worker: worker 0 re-dispatches only the rows left before
   the workers started (the supervisor reads the last one first), since another worker may
   already be serving requests and scheduling activities while worker 0 recovers.
+- With ``pin_workers`` (the default), worker ``i`` runs on one CPU only
+  (:mod:`devhost.host.affinity`).
 - Workers die with the supervisor, also when it is killed with SIGKILL (``PR_SET_PDEATHSIG``),
   so a kill -9 of the supervisor is a crash of the whole devhost, never a half-alive one.
 - SIGTERM or SIGINT is forwarded to every worker as SIGTERM (each one drains for the grace
@@ -32,6 +34,7 @@ from collections.abc import Coroutine
 from typing import Any, Callable
 
 from devhost.core.store import NotADevhostStore, Store, StoreLocked, check_database, lock_database
+from devhost.host import affinity
 from devhost.host.assembly import Config
 
 _PR_SET_PDEATHSIG = 1
@@ -78,12 +81,17 @@ def run(config: Config, serve: Callable[[Config], Coroutine[Any, Any, int]]) -> 
     sys.stdout.flush()
     sys.stderr.flush()
     workers: dict[int, int] = {}
+    if config.pin_workers:
+        config = dataclasses.replace(
+            config, worker_cpus=affinity.plan(config.workers, affinity.allowed_cpus()))
     for index in range(config.workers):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 _die_with_parent(supervisor)
+                if config.worker_cpus:
+                    affinity.pin(config.worker_cpus[index])
                 code = asyncio.run(serve(dataclasses.replace(config, port=port,
                                                              worker_index=index)))
             except BaseException:
