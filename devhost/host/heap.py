@@ -10,8 +10,10 @@ the SDK, aiohttp, the engine: about 52,000) and alive for good: 40-75 ms with th
 frozen 17 ms, docs/performance.md).
 
 Guarantees: after :func:`settle`, no collection examines the objects that were alive when it
-ran (they are never freed, which costs nothing: they live as long as the process); everything
-created later is collected as before, cycles included.
+ran; everything created later is collected as before, cycles included. A frozen object is
+still freed when its last reference goes (reference counting is untouched); only a reference
+cycle among frozen objects that becomes garbage is never reclaimed, which for what startup
+builds (modules, functions, the app, the engine) does not happen.
 """
 from __future__ import annotations
 

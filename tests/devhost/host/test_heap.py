@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -40,3 +41,17 @@ def test_cycles_made_after_settle_are_still_collected(settled: int) -> None:
     assert gc.collect() >= 100
     late = _Node()
     assert any(o is late for o in gc.get_objects())
+
+
+def test_a_frozen_object_is_still_freed_when_its_last_reference_goes(settled: int) -> None:
+    class Plain:
+        pass
+
+    # Made before the freeze below: frozen with everything else.
+    gc.unfreeze()
+    plain = Plain()
+    ref = weakref.ref(plain)
+    heap.settle()
+    assert not any(o is plain for o in gc.get_objects())
+    del plain
+    assert ref() is None  # reference counting freed it at once, no collection needed
