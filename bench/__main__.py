@@ -221,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         replayed.update(measure_eternal(size, workdir, env))
         rounds = [] if args.no_peer else measure_peer_rounds(
             size, workdir, env, args.workers, best_c, args.peer_concurrency)
+        middle = median_round(rounds) if rounds else None
         peer: dict[str, Any] = {}
-        if rounds:
-            peer = dict(median_round(rounds)["peer"])
+        if middle is not None:
+            peer = dict(middle["peer"])
             peer.update(measure_peer_durabletask(size, args.peer_concurrency))
 
     best = dh["loaded"][best_c]
@@ -257,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     result.update({k: round(v, 3) for k, v in replayed.items()})
     result.update({k: round(v, 3) for k, v in peer.items()})
-    if rounds:
-        middle = median_round(rounds)
+    if middle is not None:
         result["devhost_per_dbos"] = round(middle["ratio"], 3)
         result["peer_rounds"] = [{"devhost": round(r["devhost"], 1), "dbos": round(r["dbos"], 1),
                                   "ratio": round(r["ratio"], 3)} for r in rounds]

@@ -115,7 +115,7 @@ async def serve(config: Config) -> int:
         return 2
     if config.worker_index == 0:
         print(banner(host), flush=True)
-    heap.settle()  # what startup built lives for good: no collection need scan it again
+    heap.settle()  # what startup built stays: no collection need scan it again
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # A worker takes its orders from the supervisor (SIGTERM): Ctrl+C reaches the whole
